@@ -1,0 +1,3 @@
+from brainstream.cli import main
+
+main()

@@ -1,0 +1,108 @@
+"""``brainstream dev …``, ``db …``, ``topics …`` and ``schemas …``: set-up commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from brainstream.settings import Settings
+
+console = Console()
+dev_app = typer.Typer(help="Local Kafka (KRaft, JVM) and Postgres for development and tests.")
+db_app = typer.Typer(help="Postgres schema.")
+topics_app = typer.Typer(help="Kafka topics.")
+schemas_app = typer.Typer(help="Event contract.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dev_app, name="dev")
+    app.add_typer(db_app, name="db")
+    app.add_typer(topics_app, name="topics")
+    app.add_typer(schemas_app, name="schemas")
+
+
+def env_lines(kafka_bootstrap: str, postgres_dsn: str) -> list[str]:
+    return [
+        f"export BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS={kafka_bootstrap}",
+        f"export BRAINSTREAM_POSTGRES_DSN={postgres_dsn}",
+    ]
+
+
+@dev_app.command("up")
+def dev_up(
+    dev_dir: Path | None = typer.Option(None, help="Data dir (default ./.brainstream)."),
+    env_file: Path | None = typer.Option(None, help="Also write the settings to this file."),
+) -> None:
+    """Start Kafka and Postgres (idempotent), create topics, run migrations, print settings."""
+    from brainstream import dev
+    from brainstream.migrate import migrate
+    from brainstream.topics import ensure_topics
+
+    services = dev.up(dev_dir, log=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    settings = Settings()
+    settings.kafka.bootstrap_servers = services.kafka_bootstrap
+    created = ensure_topics(settings.kafka, settings.topics)
+    applied = migrate(services.postgres_dsn, settings.postgres.db_schema)
+    console.print(f"topics created: {created or 'none (all present)'}")
+    console.print(f"migrations applied: {[m.version for m in applied] or 'none (up to date)'}")
+    lines = env_lines(services.kafka_bootstrap, services.postgres_dsn)
+    if env_file is not None:
+        env_file.write_text("\n".join(lines) + "\n")
+    for line in lines:
+        typer.echo(line)
+
+
+@dev_app.command("down")
+def dev_down(dev_dir: Path | None = typer.Option(None)) -> None:
+    """Stop the local Kafka and Postgres."""
+    from brainstream import dev
+
+    dev.down(dev_dir, log=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+
+
+@dev_app.command("status")
+def dev_status(dev_dir: Path | None = typer.Option(None)) -> None:
+    """Show whether the local services run; exits 1 when one does not."""
+    from brainstream import dev
+
+    state = dev.status(dev_dir)
+    healthy = True
+    for name, info in state.items():
+        console.print(f"{name}: {info}")
+        if isinstance(info, dict) and not info.get("running"):
+            healthy = False
+    raise typer.Exit(0 if healthy else 1)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations to BRAINSTREAM_POSTGRES_DSN (idempotent)."""
+    from brainstream.migrate import migrate
+
+    settings = Settings()
+    applied = migrate(settings.postgres.conninfo, settings.postgres.db_schema)
+    for m in applied:
+        console.print(f"applied {m.version:04d}_{m.name}")
+    if not applied:
+        console.print("database is up to date")
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create brainstream's topics on BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS (idempotent)."""
+    from brainstream.topics import ensure_topics
+
+    settings = Settings()
+    created = ensure_topics(settings.kafka, settings.topics)
+    console.print(f"created: {created or 'none (all present)'}")
+
+
+@schemas_app.command("export")
+def schemas_export(directory: Path | None = typer.Argument(None)) -> None:
+    """Write the JSON Schema of every registered event type (default: schemas/json/)."""
+    from schemas.jsonschema import JSON_DIR, export
+
+    for path in export(directory or JSON_DIR):
+        console.print(str(path))

@@ -1,0 +1,38 @@
+"""Typed settings read from ``BRAINSTREAM_*`` environment variables (composition root only)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.config import KafkaSettings, TopicSettings
+
+
+class PostgresSettings(BaseSettings):
+    """``BRAINSTREAM_POSTGRES_*``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BRAINSTREAM_POSTGRES_", extra="ignore", populate_by_name=True
+    )
+
+    dsn: SecretStr = SecretStr("postgresql://brainstream:brainstream@127.0.0.1:5432/brainstream")
+    db_schema: str = Field(default="public", alias="BRAINSTREAM_POSTGRES_SCHEMA")
+    """Schema (search_path) holding brainstream's tables; tests use one per test."""
+
+    @cached_property
+    def conninfo(self) -> str:
+        return self.dsn.get_secret_value()
+
+
+class Settings(BaseSettings):
+    """Everything the CLI composes. Sub-models read their own prefixes."""
+
+    model_config = SettingsConfigDict(env_prefix="BRAINSTREAM_", extra="ignore")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    source: str = "brainstream"
+    """Service name stamped on events produced by the CLI's own demo traffic."""

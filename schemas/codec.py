@@ -1,0 +1,49 @@
+"""Event <-> Kafka record bytes. Compact JSON value, user_id key, type/version headers."""
+
+from __future__ import annotations
+
+from schemas import topics
+from schemas.envelope import MAX_EVENT_BYTES, Event
+from schemas.errors import FieldError, InvalidEvent
+from schemas.registry import REGISTRY, EventRegistry
+
+Headers = list[tuple[str, bytes]]
+
+
+def encode(event: Event) -> bytes:
+    """Compact JSON of the envelope (``None`` properties omitted).
+
+    Raises :class:`InvalidEvent` above ``MAX_EVENT_BYTES``.
+    """
+    value = event.__pydantic_serializer__.to_json(event, exclude_none=True)
+    if len(value) > MAX_EVENT_BYTES:
+        raise _too_large(len(value))
+    return value
+
+
+def decode(value: bytes | None, registry: EventRegistry = REGISTRY) -> Event:
+    """Validate record bytes into the registered event class; errors name the field."""
+    if not value:
+        raise InvalidEvent([FieldError("<event>", "empty", "record value is empty")], "decode")
+    if len(value) > MAX_EVENT_BYTES:
+        raise _too_large(len(value))
+    return registry.validate_json(value)
+
+
+def headers(event: Event) -> Headers:
+    return [
+        (topics.H_TYPE, event.type.encode()),
+        (topics.H_SCHEMA_VERSION, str(event.schema_version).encode()),
+        (topics.H_SOURCE, event.source.encode()),
+    ]
+
+
+def to_record(event: Event) -> tuple[bytes, bytes, Headers]:
+    """``(key, value, headers)`` for ``Producer.produce``: keyed by user for per-user order."""
+    return event.user_id.encode(), encode(event), headers(event)
+
+
+def _too_large(size: int) -> InvalidEvent:
+    return InvalidEvent(
+        [FieldError("<event>", "max_size", f"encoded size {size} B exceeds {MAX_EVENT_BYTES} B")]
+    )

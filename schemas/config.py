@@ -1,0 +1,77 @@
+"""Kafka connection and topic settings shared by every package.
+
+They live beside the contracts so a service that embeds only ``producers`` reads exactly the same
+``BRAINSTREAM_KAFKA_*`` variables as the sink and the workers: one variable, one meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas import topics
+
+
+class KafkaSettings(BaseSettings):
+    """``BRAINSTREAM_KAFKA_*``: where the brokers are and how to authenticate."""
+
+    model_config = SettingsConfigDict(env_prefix="BRAINSTREAM_KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "brainstream"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+    ssl_key_password: SecretStr | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+    """Any other librdkafka property, as JSON: ``{"socket.keepalive.enable": true}``."""
+
+    def librdkafka(self) -> dict[str, Any]:
+        """The connection part of a librdkafka configuration (secrets revealed here only)."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": self.client_id,
+            "security.protocol": self.security_protocol,
+        }
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": _reveal(self.sasl_password),
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": _reveal(self.ssl_key_password),
+        }
+        conf.update({k: v for k, v in optional.items() if v is not None})
+        conf.update(self.extra)
+        return conf
+
+
+class TopicSettings(BaseSettings):
+    """``BRAINSTREAM_TOPIC_*``: names and shape of the topics."""
+
+    model_config = SettingsConfigDict(env_prefix="BRAINSTREAM_TOPIC_", extra="ignore")
+
+    events: str = topics.EVENTS
+    dlq: str = topics.DLQ
+    erasures: str = topics.ERASURES
+    events_partitions: int = Field(default=12, ge=1, le=10_000)
+    replication_factor: int = Field(default=1, ge=1, le=10)
+    events_retention_days: int = Field(default=90, ge=1)
+    """How long the log keeps events (the seed's 90 days); ``-1``-style infinity is not offered."""
+    segment_ms: int = Field(default=6 * 3600 * 1000, ge=60_000, le=86_400_000)
+    """Segments roll at least daily, so retention deletes data within a day of its age bound."""
+
+    @property
+    def events_retention_ms(self) -> int:
+        return self.events_retention_days * 86_400_000
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
