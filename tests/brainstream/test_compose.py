@@ -1,0 +1,91 @@
+"""docker-compose.yml must agree with the settings model and the CLI (no Docker engine here)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+from typer.testing import CliRunner
+
+import brainstream
+import schemas.config
+from brainstream.cli import app
+
+COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
+BRAINSTREAM_SERVICES = {"init", "sink", "worker", "producer"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return doc
+
+
+def known_env_names() -> set[str]:
+    """Every BRAINSTREAM_* variable some settings model reads."""
+    modules = [schemas.config, importlib.import_module("brainstream.settings")]
+    for info in pkgutil.iter_modules(brainstream.__path__):
+        if info.name.startswith("settings_"):
+            modules.append(importlib.import_module(f"brainstream.{info.name}"))
+    names = set()
+    for module in modules:
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, BaseSettings) and obj is not BaseSettings:
+                prefix = obj.model_config.get("env_prefix", "")
+                for field_name, field in obj.model_fields.items():
+                    if isinstance(field.annotation, type) and issubclass(
+                        field.annotation, BaseSettings
+                    ):
+                        continue
+                    names.add(field.alias or f"{prefix}{field_name}".upper())
+    return names
+
+
+def test_expected_services_exist(compose: dict[str, Any]) -> None:
+    assert {"kafka", "postgres"} | BRAINSTREAM_SERVICES <= set(compose["services"])
+
+
+def test_every_brainstream_variable_is_a_real_setting(compose: dict[str, Any]) -> None:
+    known = known_env_names()
+    for name in BRAINSTREAM_SERVICES:
+        env = compose["services"][name]["environment"]
+        unknown = {k for k in env if k.startswith("BRAINSTREAM_")} - known
+        assert not unknown, f"{name}: {unknown} are not read by any settings model"
+
+
+def test_addresses_point_at_the_compose_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    env = services["sink"]["environment"]
+    host, port = env["BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS"].split(":")
+    kafka_env = services["kafka"]["environment"]
+    assert f"PLAINTEXT://{host}:{port}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+    dsn = urlsplit(env["BRAINSTREAM_POSTGRES_DSN"])
+    assert dsn.hostname == "postgres" and dsn.port == 5432
+    pg_env = services["postgres"]["environment"]
+    assert (dsn.username, dsn.password, dsn.path.lstrip("/")) == (
+        pg_env["POSTGRES_USER"],
+        pg_env["POSTGRES_PASSWORD"],
+        pg_env["POSTGRES_DB"],
+    )
+    assert "5432:5432" in services["postgres"]["ports"]
+
+
+def test_service_commands_are_real_cli_commands(compose: dict[str, Any]) -> None:
+    runner = CliRunner()
+    for name in BRAINSTREAM_SERVICES:
+        command = compose["services"][name]["command"]
+        lines = command[-1].split("&&") if command[0] == "sh" else [" ".join(command)]
+        for line in lines:
+            words = line.split()
+            assert words[0] == "brainstream"
+            sub = [w for w in words[1:] if not w.startswith("-")][:2]
+            result = runner.invoke(app, [*sub[: 1 if len(sub) < 2 else 2], "--help"])
+            if result.exit_code != 0:  # a single-word command followed by option values
+                result = runner.invoke(app, [sub[0], "--help"])
+            assert result.exit_code == 0, f"{name}: `{line.strip()}` is not a CLI command"
