@@ -1,0 +1,19 @@
+"""``BRAINSTREAM_SINK_*`` and ``BRAINSTREAM_RETENTION_*``: the sink's settings from the env."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sinks.config import RetentionConfig, SinkConfig
+
+
+class SinkSettings(SinkConfig, BaseSettings):
+    """Every field of :class:`sinks.config.SinkConfig`, e.g. ``BRAINSTREAM_SINK_GROUP_ID``."""
+
+    model_config = SettingsConfigDict(env_prefix="BRAINSTREAM_SINK_", extra="ignore")
+
+
+class RetentionSettings(RetentionConfig, BaseSettings):
+    """``BRAINSTREAM_RETENTION_DAYS`` (90), ``_DAYS_AHEAD`` (7), ``_LOCK_TIMEOUT_MS`` (5000)."""
+
+    model_config = SettingsConfigDict(env_prefix="BRAINSTREAM_RETENTION_", extra="ignore")

@@ -1,0 +1,43 @@
+"""Plain configuration models of the sink (the composition root fills them from the env)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+FuturePolicy = Literal["clamp", "dlq"]
+
+SINK_NAME = "brainstream-sink"
+
+
+class SinkConfig(BaseModel):
+    """How the raw-event sink consumes, batches, retries and reports."""
+
+    group_id: str = "brainstream-sink"
+    name: str = SINK_NAME
+    """Stamped on dead letters (``bs.dlq.sink``)."""
+    batch_max_records: int = Field(default=5_000, ge=1, le=1_000_000)
+    batch_max_seconds: float = Field(default=0.25, gt=0, le=60)
+    """A batch is written when it is full or this long after its first record arrived."""
+    future_skew_seconds: float = Field(default=3_600, ge=0)
+    """How far ``occurred_at`` may lie after the Kafka record's timestamp."""
+    future_policy: FuturePolicy = "clamp"
+    """``clamp``: store the record timestamp and keep the original in
+    ``properties._original_occurred_at``; ``dlq``: dead-letter the record (stage validate)."""
+    retry_initial_seconds: float = Field(default=0.2, gt=0)
+    retry_max_seconds: float = Field(default=10.0, gt=0)
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    session_timeout_ms: int = Field(default=45_000, ge=6_000)
+    metrics_port: int | None = Field(default=None, ge=0, le=65_535)
+    """Serve Prometheus ``/metrics`` and ``/health`` on this port (off when ``None``)."""
+    crash_after_commit_batch: int | None = Field(default=None, ge=1)
+    """Test hook: SIGKILL the process right after the database commit of this batch number."""
+
+
+class RetentionConfig(BaseModel):
+    """Retention of the raw table: whole day partitions are dropped, future ones pre-created."""
+
+    days: int = Field(default=90, ge=1)
+    days_ahead: int = Field(default=7, ge=0, le=366)
+    lock_timeout_ms: int = Field(default=5_000, ge=1)

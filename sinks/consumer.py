@@ -1,0 +1,276 @@
+"""The raw-event sink loop: consume a batch, write it in one transaction, then move offsets.
+
+Order per batch: decode -> write rows (one DB transaction, committed) -> produce and flush dead
+letters -> commit offsets. A crash anywhere before the offset commit redelivers the batch, and
+ON CONFLICT DO NOTHING makes the redelivery harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from schemas.config import TopicSettings
+from sinks.backoff import Backoff
+from sinks.batch import TopicPartitionKey, next_offsets, without_partitions
+from sinks.config import SinkConfig
+from sinks.dlq import DeadLetters, DlqContext
+from sinks.metrics import SinkMetrics
+from sinks.records import Incoming, Rejection, Row, split
+from sinks.writer import WriteResult, prepare, write_batch
+
+log = logging.getLogger(__name__)
+
+
+class SinkStopped(Exception):
+    """Shutdown was requested while a batch could not be written; it is left uncommitted."""
+
+
+def consumer_conf(kafka_conf: dict[str, Any], config: SinkConfig) -> dict[str, Any]:
+    return {
+        **kafka_conf,
+        "group.id": config.group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "max.poll.interval.ms": config.max_poll_interval_ms,
+        "session.timeout.ms": config.session_timeout_ms,
+        "queued.max.messages.kbytes": 32_768,
+    }
+
+
+def incoming(msg: Message) -> Incoming:
+    _kind, ts = msg.timestamp()
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    assert topic is not None and partition is not None and offset is not None
+    raw = msg.headers() or []
+    headers = list(raw.items()) if isinstance(raw, dict) else list(raw)
+    key, value = msg.key(), msg.value()
+    return Incoming(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key.encode() if isinstance(key, str) else key,
+        value=value.encode() if isinstance(value, str) else value,
+        headers=headers,
+        timestamp_ms=ts if ts and ts > 0 else None,
+    )
+
+
+class Sink:
+    """Consumes ``topics.events`` into ``analytics_events`` until ``stop`` is set."""
+
+    def __init__(
+        self,
+        config: SinkConfig,
+        kafka_conf: dict[str, Any],
+        topics: TopicSettings,
+        conninfo: str,
+        metrics: SinkMetrics | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics or SinkMetrics()
+        self._topics = topics
+        self._conninfo = conninfo
+        self._clock = clock
+        self._consumer = Consumer(consumer_conf(kafka_conf, config))
+        self._dlq = DeadLetters(kafka_conf, topics.dlq, DlqContext(config.group_id, config.name))
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._assigned: set[TopicPartitionKey] = set()
+        self._revoked: set[TopicPartitionKey] = set()
+        self._batches = 0
+        self._lag_labels: set[TopicPartitionKey] = set()
+        self.healthy_at = clock()
+        self.database_up = True
+        self.metrics.db_up.set(1)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        self._consumer.subscribe(
+            [self._topics.events],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        try:
+            while not stop.is_set():
+                batch = self._collect(stop)
+                if batch:
+                    self._process(batch, stop)
+                self.healthy_at = self._clock()
+        except SinkStopped:
+            log.warning("stopped with an unwritten batch; it will be redelivered")
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._consumer.close()
+        self._dlq.close()
+        if self._conn is not None:
+            self._conn.close()
+
+    def health(self, stale_after: float = 60.0) -> dict[str, Any]:
+        """Healthy while the loop turns and the database accepted the last write."""
+        idle = self._clock() - self.healthy_at
+        db_up = self.database_up
+        limit = max(stale_after, 2 * self.config.batch_max_seconds)
+        ok = idle < limit and db_up
+        return {"ok": ok, "seconds_since_loop": round(idle, 3), "database_up": db_up}
+
+    # -- rebalancing ---------------------------------------------------------------------------
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = {(tp.topic, tp.partition) for tp in partitions}
+        self._assigned |= keys
+        self._revoked -= keys
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = {(tp.topic, tp.partition) for tp in partitions}
+        self._assigned -= keys
+        self._revoked |= keys
+        for topic, partition in keys & self._lag_labels:
+            self.metrics.lag.remove(topic, str(partition))
+        self._lag_labels -= keys
+
+    # -- collecting ----------------------------------------------------------------------------
+    def _collect(self, stop: threading.Event) -> list[Incoming]:
+        cfg = self.config
+        records: list[Incoming] = []
+        deadline: float | None = None
+        while len(records) < cfg.batch_max_records and not stop.is_set():
+            wait = 0.5 if deadline is None else max(0.0, deadline - self._clock())
+            msgs = self._consumer.consume(cfg.batch_max_records - len(records), timeout=wait)
+            self._revoked, revoked = set(), self._revoked
+            records = without_partitions(records, revoked)
+            records += [incoming(m) for m in msgs if self._usable(m)]
+            if records and deadline is None:
+                deadline = self._clock() + cfg.batch_max_seconds
+            if deadline is None and not msgs:
+                break
+            if deadline is not None and self._clock() >= deadline:
+                break
+        return records
+
+    @staticmethod
+    def _usable(msg: Message) -> bool:
+        err = msg.error()
+        if err is None:
+            return True
+        if err.code() == KafkaError._PARTITION_EOF:
+            return False
+        if err.fatal():
+            raise KafkaException(err)
+        log.warning("consumer error: %s", err.name())
+        return False
+
+    # -- processing ----------------------------------------------------------------------------
+    def _process(self, batch: list[Incoming], stop: threading.Event) -> None:
+        started = time.perf_counter()
+        rows, rejected = split(batch, self.config)
+        result = self._write(rows, stop)
+        self._batches += 1
+        log.info(
+            "batch %d: records=%d inserted=%d duplicates=%d erased=%d dlq=%d",
+            self._batches,
+            len(batch),
+            result.inserted,
+            result.duplicates,
+            result.erased,
+            len(rejected) + len(result.rejected),
+        )
+        if self.config.crash_after_commit_batch == self._batches:
+            os.kill(os.getpid(), signal.SIGKILL)  # test hook: die between DB and offset commit
+        self._dead_letter(rejected + result.rejected)
+        self._commit(batch)
+        self._observe(batch, rows, result, time.perf_counter() - started)
+
+    def _write(self, rows: list[Row], stop: threading.Event) -> WriteResult:
+        backoff = Backoff(self.config.retry_initial_seconds, self.config.retry_max_seconds)
+        paused: list[TopicPartition] = []
+        try:
+            while True:
+                try:
+                    result = write_batch(self._connection(), rows)
+                    self.database_up = True
+                    self.metrics.db_up.set(1)
+                    return result
+                except psycopg.OperationalError as exc:
+                    self._fault(exc)
+                    if not paused:
+                        paused = self._consumer.assignment()
+                        self._consumer.pause(paused)
+                    if stop.wait(backoff.next()):
+                        raise SinkStopped from exc
+        finally:
+            if paused:
+                self._consumer.resume(paused)
+
+    def _fault(self, exc: psycopg.OperationalError) -> None:
+        log.warning("database fault (%s, sqlstate %s); retrying", type(exc).__name__, exc.sqlstate)
+        self.database_up = False
+        self.metrics.db_up.set(0)
+        self.metrics.db_retries.inc()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self._conninfo, connect_timeout=10)
+            prepare(self._conn)
+        return self._conn
+
+    def _dead_letter(self, rejections: list[Rejection]) -> None:
+        for rejection in rejections:
+            self._dlq.send(rejection)
+            self.metrics.dlq.labels(rejection.stage).inc()
+        if rejections:
+            self._dlq.flush()
+
+    def _commit(self, batch: list[Incoming]) -> None:
+        offsets = [
+            TopicPartition(topic, partition, offset)
+            for (topic, partition), offset in next_offsets(batch).items()
+            if (topic, partition) in self._assigned
+        ]
+        if not offsets:
+            return
+        try:
+            committed = self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # Rows are stored idempotently: the new owner re-reads them and skips them.
+            log.warning("offset commit refused: %s", exc.args[0].name())
+            self.metrics.commit_failures.inc()
+            return
+        failed = [tp for tp in committed or [] if tp.error is not None]
+        if failed:
+            log.warning("offset commit refused for %d partition(s)", len(failed))
+            self.metrics.commit_failures.inc()
+
+    def _observe(self, batch: list[Incoming], rows: list[Row], r: WriteResult, secs: float) -> None:
+        m = self.metrics
+        m.batches.inc()
+        m.events_written.inc(r.inserted)
+        m.duplicates_skipped.inc(r.duplicates)
+        m.erased_dropped.inc(r.erased)
+        m.clamped.inc(sum(1 for row in rows if row.clamped))
+        m.batch_seconds.observe(secs)
+        m.batch_size.observe(len(batch))
+        m.last_commit.set(time.time())
+        for (topic, partition), offset in next_offsets(batch).items():
+            _lo, hi = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), cached=True
+            )
+            if hi is not None and hi >= 0 and (topic, partition) in self._assigned:
+                m.lag.labels(topic, str(partition)).set(max(0, hi - offset))
+                self._lag_labels.add((topic, partition))

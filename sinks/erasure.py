@@ -1,0 +1,95 @@
+"""Erasure of one user's raw events (GDPR), race-free against concurrent sink batches.
+
+Every sink batch holds the erasure lock in shared mode and drops events of users listed in
+``erased_users``; an erasure holds it exclusively. So a batch that started before the erasure
+commits is fully written before it (and then deleted by it), and every later batch sees the user
+as erased.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from confluent_kafka import KafkaException, Producer
+from psycopg import sql
+
+from schemas.db import ERASED_USERS_TABLE, ERASURE_LOCK_KEY, EVENTS_TABLE
+
+Connection = psycopg.Connection[Any]
+AggregateEraser = Callable[[Connection, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReport:
+    user_id: str
+    newly_erased: bool
+    rows_deleted: int
+    erased_at: datetime
+
+
+def lock_exclusive(conn: Connection) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (ERASURE_LOCK_KEY,))
+
+
+def record_erasure(conn: Connection, user_id: str, reason: str | None) -> tuple[bool, datetime]:
+    """Insert into ``erased_users`` (first erasure time kept); returns (new?, erased_at)."""
+    table = sql.Identifier(ERASED_USERS_TABLE)
+    inserted = conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (user_id, reason) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING 1"
+        ).format(table),
+        (user_id, reason),
+    ).fetchone()
+    row = conn.execute(
+        sql.SQL("SELECT erased_at FROM {} WHERE user_id = %s").format(table), (user_id,)
+    ).fetchone()
+    assert row is not None
+    return inserted is not None, row[0]
+
+
+def delete_user_rows(conn: Connection, user_id: str) -> int:
+    return conn.execute(
+        sql.SQL("DELETE FROM {} WHERE user_id = %s").format(sql.Identifier(EVENTS_TABLE)),
+        (user_id,),
+    ).rowcount
+
+
+def erase_user(
+    conn: Connection,
+    user_id: str,
+    *,
+    reason: str | None = None,
+    aggregates: AggregateEraser | None = None,
+) -> ErasureReport:
+    """ONE transaction: exclusive lock, record, delete raw rows, erase aggregates. Idempotent."""
+    with conn.transaction():
+        lock_exclusive(conn)
+        new, erased_at = record_erasure(conn, user_id, reason)
+        deleted = delete_user_rows(conn, user_id)
+        if aggregates is not None:
+            aggregates(conn, user_id)
+    return ErasureReport(user_id, new, deleted, erased_at)
+
+
+def erasure_record(report: ErasureReport) -> tuple[bytes, bytes]:
+    """Key and value of the compacted erasures topic (key = user_id: latest wins, kept forever)."""
+    value = {"user_id": report.user_id, "erased_at": report.erased_at.isoformat()}
+    return report.user_id.encode(), json.dumps(value, separators=(",", ":")).encode()
+
+
+def publish_erasure(
+    producer_conf: dict[str, Any], topic: str, report: ErasureReport, timeout: float = 30.0
+) -> None:
+    """Produce and wait for the broker's acknowledgement; raises ``KafkaException`` otherwise."""
+    errors: list[Any] = []
+    producer = Producer({"enable.idempotence": True, **producer_conf})
+    key, value = erasure_record(report)
+    producer.produce(topic, value, key, on_delivery=lambda err, _m: errors.append(err))
+    remaining = producer.flush(timeout)
+    if remaining or any(e is not None for e in errors) or not errors:
+        raise KafkaException(errors[0] if errors and errors[0] else "erasure not acknowledged")

@@ -1,0 +1,144 @@
+"""Pure decoding of Kafka records into table rows, or into rejections bound for the DLQ."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+import schemas
+from schemas import Event, FieldError, InvalidEvent
+from sinks.config import SinkConfig
+
+Headers = list[tuple[str, str | bytes | None]]
+ORIGINAL_OCCURRED_AT = "_original_occurred_at"
+"""Key added to ``properties`` when a future ``occurred_at`` was clamped."""
+
+_DECODE_RULES = frozenset({"json_invalid", "json_type", "empty", "max_size"})
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One consumed record, detached from confluent-kafka (so pure code can be tested)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = field(default_factory=list)
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A row of ``analytics_events`` (``ingested_at`` is set by the database)."""
+
+    event_id: uuid.UUID
+    occurred_at: datetime
+    kafka_offset: int
+    kafka_partition: int
+    schema_version: int
+    event_type: str
+    user_id: str
+    source: str
+    properties: str
+    """The validated properties as compact JSON text."""
+    origin: Incoming
+    clamped: bool = False
+
+    def copy_values(self) -> tuple[Any, ...]:
+        return (
+            self.event_id,
+            self.occurred_at,
+            self.kafka_offset,
+            self.kafka_partition,
+            self.schema_version,
+            self.event_type,
+            self.user_id,
+            self.source,
+            self.properties,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record the sink will not store: where it failed and why (no input values)."""
+
+    origin: Incoming
+    stage: str
+    error_class: str
+    errors: tuple[FieldError, ...]
+
+
+def to_row(record: Incoming, config: SinkConfig) -> Row | Rejection:
+    """Decode and validate ``record``; apply the future-skew policy."""
+    try:
+        event = schemas.decode(record.value)
+    except InvalidEvent as exc:
+        return Rejection(record, _stage(exc), type(exc).__name__, tuple(exc.errors))
+    properties: dict[str, Any] | None = None
+    occurred_at = event.occurred_at
+    limit = _future_limit(record, config)
+    if limit is not None and occurred_at > limit:
+        if config.future_policy == "dlq":
+            error = FieldError("occurred_at", "future_skew", "is too far after the record time")
+            return Rejection(record, "validate", "FutureTimestamp", (error,))
+        properties = {**_properties(event), ORIGINAL_OCCURRED_AT: occurred_at.isoformat()}
+        occurred_at = _record_time(record)
+    return Row(
+        event_id=event.event_id,
+        occurred_at=occurred_at,
+        kafka_offset=record.offset,
+        kafka_partition=record.partition,
+        schema_version=event.schema_version,
+        event_type=event.type,
+        user_id=event.user_id,
+        source=event.source,
+        properties=_json(properties) if properties is not None else _properties_json(event),
+        origin=record,
+        clamped=properties is not None,
+    )
+
+
+def split(records: list[Incoming], config: SinkConfig) -> tuple[list[Row], list[Rejection]]:
+    rows: list[Row] = []
+    rejected: list[Rejection] = []
+    for record in records:
+        result = to_row(record, config)
+        (rows if isinstance(result, Row) else rejected).append(result)  # type: ignore[arg-type]
+    return rows, rejected
+
+
+def _stage(exc: InvalidEvent) -> str:
+    if exc.stage == "decode" or any(e.rule in _DECODE_RULES for e in exc.errors):
+        return "decode"
+    return "validate"
+
+
+def _record_time(record: Incoming) -> datetime:
+    assert record.timestamp_ms is not None
+    return datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+
+
+def _future_limit(record: Incoming, config: SinkConfig) -> datetime | None:
+    """Deterministic per record (the Kafka timestamp, never now()), so redelivery is idempotent."""
+    if record.timestamp_ms is None or record.timestamp_ms <= 0:
+        return None
+    return _record_time(record) + timedelta(seconds=config.future_skew_seconds)
+
+
+def _properties(event: Event) -> dict[str, Any]:
+    return event.properties.model_dump(mode="json", exclude_none=True)
+
+
+def _properties_json(event: Event) -> str:
+    props = event.properties
+    return props.__pydantic_serializer__.to_json(props, exclude_none=True).decode()
+
+
+def _json(value: dict[str, Any]) -> str:
+    return orjson.dumps(value).decode()
