@@ -1,0 +1,199 @@
+"""``brainstream export run|serve`` and ``brainstream replay``: datasets and rebuilt projections."""
+
+from __future__ import annotations
+
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from brainstream.settings import PostgresSettings, Settings
+from brainstream.settings_export import ExportSettings
+
+console = Console(stderr=True)
+export_app = typer.Typer(help="Datasets from the event log: Parquet/JSONL plus a manifest.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(export_app, name="export")
+    app.command("replay")(replay)
+
+
+def conninfo(postgres: PostgresSettings) -> str:
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(postgres.conninfo, options=f"-c search_path={postgres.db_schema}")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """ISO 8601; a time without an offset is taken as UTC."""
+    if text is None:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def parse_offsets(items: list[str]) -> dict[int, int]:
+    """``["0=100", "2=5"]`` -> ``{0: 100, 2: 5}``."""
+    offsets: dict[int, int] = {}
+    for item in items:
+        partition, sep, offset = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{item!r}: expected PARTITION=OFFSET")
+        offsets[int(partition)] = int(offset)
+    return offsets
+
+
+def log_range(since: str | None, until: str | None, start: list[str], end: list[str]) -> Any:
+    from sinks.export.config import LogRange
+
+    return LogRange(
+        since=parse_time(since),
+        until=parse_time(until),
+        start_offsets=parse_offsets(start),
+        end_offsets=parse_offsets(end),
+    )
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the partial dataset is removed on the way out."""
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+_SINCE = typer.Option(None, help="Records at or after this time (ISO 8601, UTC if no offset).")
+_UNTIL = typer.Option(None, help="Records before this time (exclusive).")
+_START = typer.Option([], "--start-offset", help="PARTITION=OFFSET, inclusive (repeatable).")
+_END = typer.Option([], "--end-offset", help="PARTITION=OFFSET, exclusive (repeatable).")
+_NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
+
+
+@export_app.command("run")
+def export_run(
+    name: str = typer.Argument(..., help="Dataset name: <output dir>/<name>/."),
+    since: str | None = _SINCE,
+    until: str | None = _UNTIL,
+    start_offset: list[str] = _START,
+    end_offset: list[str] = _END,
+    fmt: list[str] = typer.Option(["parquet"], "--format", help="parquet and/or jsonl."),
+    jsonl_compression: str = typer.Option("none", help="none, gzip or zstd."),
+    event_type: list[str] = typer.Option([], "--type", help="Only these event types."),
+    user_id: list[str] = typer.Option([], "--user", help="Only these user ids."),
+    source: list[str] = typer.Option([], "--source", help="Only these sources."),
+    pseudonymise: bool = typer.Option(False, help="Replace user ids by keyed hashes."),
+    overwrite: bool = typer.Option(False, help="Replace an existing dataset of that name."),
+    output_dir: Path | None = typer.Option(None, help="Default BRAINSTREAM_EXPORT_OUTPUT_DIR."),
+    no_progress: bool = _NO_PROGRESS,
+) -> None:
+    """Export a range of the event log to a dataset directory with a manifest."""
+    from sinks.export import ExportError, ExportRequest, Filters
+    from sinks.export.progress import BarProgress
+
+    config = ExportSettings()
+    if output_dir is not None:
+        config.output_dir = output_dir
+    request = ExportRequest.model_validate(
+        {
+            "name": name,
+            "range": log_range(since, until, start_offset, end_offset),
+            "formats": tuple(fmt),
+            "jsonl_compression": jsonl_compression,
+            "filters": Filters(
+                event_types=frozenset(event_type) or None,
+                user_ids=frozenset(user_id) or None,
+                sources=frozenset(source) or None,
+            ),
+            "pseudonymise": pseudonymise,
+            "overwrite": overwrite,
+        }
+    )
+    _interrupt_on_sigterm()
+    try:
+        manifest = run_request(request, config, BarProgress(enabled=not no_progress))
+    except ExportError as exc:
+        console.print(f"[red]export failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    excluded = manifest.excluded
+    console.print(
+        f"{config.output_dir / manifest.name}: {manifest.exported} events exported of "
+        f"{manifest.records_read} read (erased {excluded.erased}, filtered {excluded.filtered}, "
+        f"undecodable {excluded.undecodable}); content hash {manifest.content_hash}"
+    )
+
+
+def run_request(request: Any, config: ExportSettings, progress: Any) -> Any:
+    """The one code path of an export, for the CLI and the HTTP endpoint."""
+    from sinks.export import export
+
+    settings = Settings()
+    return export(
+        request,
+        config,
+        settings.kafka.librdkafka(),
+        settings.topics,
+        conninfo(settings.postgres),
+        progress=progress,
+    )
+
+
+@export_app.command("serve")
+def export_serve(
+    host: str | None = typer.Option(None, help="Default BRAINSTREAM_EXPORT_HTTP_HOST."),
+    port: int | None = typer.Option(None, help="Default BRAINSTREAM_EXPORT_HTTP_PORT."),
+) -> None:
+    """Serve the export API: POST /exports, GET /exports/{id}."""
+    import uvicorn
+
+    from sinks.export.http import create_app
+    from sinks.export.jobs import Jobs
+
+    config = ExportSettings()
+    app = create_app(Jobs(lambda request, progress: run_request(request, config, progress)))
+    uvicorn.run(app, host=host or config.http_host, port=port or config.http_port)
+
+
+def replay(
+    to: str = typer.Option(..., "--to", help="raw (analytics_events) or aggregates."),
+    since: str | None = _SINCE,
+    until: str | None = _UNTIL,
+    start_offset: list[str] = _START,
+    end_offset: list[str] = _END,
+    no_progress: bool = _NO_PROGRESS,
+) -> None:
+    """Rebuild a projection from a range of the log (default: the whole log)."""
+    from confluent_kafka import Consumer
+
+    from brainstream.settings_sink import SinkSettings
+    from sinks.export.api import GROUP_ID
+    from sinks.export.progress import BarProgress
+    from sinks.export.reader import LogReader, consumer_conf
+    from sinks.replay import replay_to_raw
+
+    if to != "raw":
+        console.print(f"[red]replay --to {to}: not available (only raw)[/red]")
+        raise typer.Exit(2)
+    settings, config = Settings(), ExportSettings()
+    selected = log_range(since, until, start_offset, end_offset)
+    consumer = Consumer(consumer_conf(settings.kafka.librdkafka(), GROUP_ID))
+    try:
+        reader = LogReader(consumer, settings.topics.events, config)
+        result = replay_to_raw(
+            reader,
+            selected,
+            conninfo(settings.postgres),
+            SinkSettings(),
+            progress=BarProgress(enabled=not no_progress, description="replay"),
+        )
+    finally:
+        consumer.close()
+    console.print(
+        f"replayed {result.read} records: {result.inserted} inserted, {result.duplicates} "
+        f"already present, {result.erased} erased, {result.rejected} rejected"
+    )

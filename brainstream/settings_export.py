@@ -1,0 +1,14 @@
+"""``BRAINSTREAM_EXPORT_*``: export and replay settings from the environment."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sinks.export.config import ExportConfig
+
+
+class ExportSettings(ExportConfig, BaseSettings):
+    """Every field of :class:`sinks.export.config.ExportConfig`, e.g.
+    ``BRAINSTREAM_EXPORT_OUTPUT_DIR`` and ``BRAINSTREAM_EXPORT_PSEUDONYM_KEY``."""
+
+    model_config = SettingsConfigDict(env_prefix="BRAINSTREAM_EXPORT_", extra="ignore")

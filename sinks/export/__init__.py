@@ -1,0 +1,32 @@
+"""Export the event log into datasets (Parquet, JSONL) with a manifest; see ``run_export``."""
+
+from sinks.export.api import export, load_erased
+from sinks.export.config import ExportConfig, ExportRequest, Filters, LogRange
+from sinks.export.errors import (
+    DatasetExists,
+    ExportError,
+    ExportStalled,
+    InvalidRange,
+    PseudonymKeyMissing,
+    TopicMissing,
+)
+from sinks.export.manifest import Manifest, load
+from sinks.export.run import run_export
+
+__all__ = [
+    "DatasetExists",
+    "ExportConfig",
+    "ExportError",
+    "ExportRequest",
+    "ExportStalled",
+    "Filters",
+    "InvalidRange",
+    "LogRange",
+    "Manifest",
+    "PseudonymKeyMissing",
+    "TopicMissing",
+    "export",
+    "load",
+    "load_erased",
+    "run_export",
+]

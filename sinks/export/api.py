@@ -1,0 +1,49 @@
+"""The export as one call, with its Kafka and Postgres connections (CLI, HTTP, tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import Consumer
+
+from schemas.config import TopicSettings
+from sinks.export import erased as erased_users
+from sinks.export.config import ExportConfig, ExportRequest
+from sinks.export.manifest import Manifest
+from sinks.export.progress import Progress
+from sinks.export.reader import LogReader, consumer_conf
+from sinks.export.run import run_export
+
+GROUP_ID = "brainstream-export"
+"""Never joined nor committed (partitions are assigned); named for the broker's client lists."""
+
+
+def load_erased(
+    kafka_conf: dict[str, Any], topics: TopicSettings, conninfo: str | None, config: ExportConfig
+) -> frozenset[str]:
+    """Erased users from Postgres (when ``conninfo`` is given) and the erasures topic."""
+    erased = erased_users.from_postgres(conninfo) if conninfo is not None else set()
+    consumer = Consumer(consumer_conf(kafka_conf, GROUP_ID))
+    try:
+        erased |= erased_users.from_topic(LogReader(consumer, topics.erasures, config))
+    finally:
+        consumer.close()
+    return frozenset(erased)
+
+
+def export(
+    request: ExportRequest,
+    config: ExportConfig,
+    kafka_conf: dict[str, Any],
+    topics: TopicSettings,
+    conninfo: str | None,
+    *,
+    progress: Progress | None = None,
+) -> Manifest:
+    erased = load_erased(kafka_conf, topics, conninfo, config)
+    consumer = Consumer(consumer_conf(kafka_conf, GROUP_ID))
+    try:
+        reader = LogReader(consumer, topics.events, config)
+        return run_export(request, config, reader, erased, progress=progress)
+    finally:
+        consumer.close()

@@ -1,0 +1,98 @@
+"""Plain models of an export: how to run exports (config) and what one export asks for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+Format = Literal["parquet", "jsonl"]
+JsonlCompression = Literal["none", "gzip", "zstd"]
+ParquetCompression = Literal["zstd", "snappy", "gzip", "none"]
+
+DATASET_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+
+
+class ExportConfig(BaseModel):
+    """How exports run on this deployment (filled from ``BRAINSTREAM_EXPORT_*``)."""
+
+    output_dir: Path = Path("exports")
+    row_group_rows: int = Field(default=50_000, ge=1_000, le=1_000_000)
+    """Rows buffered before a Parquet row group (and a JSONL chunk) is written: bounds memory."""
+    parquet_compression: ParquetCompression = "zstd"
+    parquet_compression_level: int = Field(default=3, ge=1, le=22)
+    zstd_level: int = Field(default=3, ge=1, le=22)
+    """Level of JSONL zstd compression."""
+    pseudonym_key: SecretStr | None = None
+    """HMAC-SHA256 key for ``pseudonymise``; exports that ask for it fail without one."""
+    poll_batch: int = Field(default=5_000, ge=1, le=100_000)
+    stall_seconds: float = Field(default=60.0, gt=0)
+    """Fail a partition that delivers nothing for this long before its end offset."""
+    kafka_timeout_seconds: float = Field(default=30.0, gt=0)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8088, ge=0, le=65_535)
+
+
+class Filters(BaseModel):
+    """Keep only events matching every given set (an empty or missing set keeps all)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_types: frozenset[str] | None = None
+    user_ids: frozenset[str] | None = None
+    sources: frozenset[str] | None = None
+
+
+class LogRange(BaseModel):
+    """A slice of the log: a time range or explicit per-partition offsets (or the whole log).
+
+    ``since``/``until`` are compared with the records' Kafka timestamps and resolved with
+    ``offsets_for_times`` (``until`` exclusive). ``start_offsets`` are inclusive, ``end_offsets``
+    exclusive. Partitions not named start at the log start and end at the high watermark
+    captured when the run begins.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    start_offsets: dict[int, int] = Field(default_factory=dict)
+    end_offsets: dict[int, int] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> LogRange:
+        timed = self.since is not None or self.until is not None
+        if timed and (self.start_offsets or self.end_offsets):
+            raise ValueError("give a time range or offsets, not both")
+        if self.since and self.until and self.until <= self.since:
+            raise ValueError("until must be after since")
+        if any(p < 0 or o < 0 for p, o in {**self.start_offsets, **self.end_offsets}.items()):
+            raise ValueError("partitions and offsets are non-negative")
+        return self
+
+    @property
+    def kind(self) -> Literal["time", "offsets", "all"]:
+        if self.since is not None or self.until is not None:
+            return "time"
+        return "offsets" if self.start_offsets or self.end_offsets else "all"
+
+
+class ExportRequest(BaseModel):
+    """One export: a range of the log, filters, formats. The same model for CLI and HTTP."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=DATASET_NAME)
+    range: LogRange = Field(default_factory=LogRange)
+    formats: tuple[Format, ...] = ("parquet",)
+    jsonl_compression: JsonlCompression = "none"
+    filters: Filters = Field(default_factory=Filters)
+    pseudonymise: bool = False
+    overwrite: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> ExportRequest:
+        if not self.formats or len(set(self.formats)) != len(self.formats):
+            raise ValueError("formats must be non-empty and without repeats")
+        return self

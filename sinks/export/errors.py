@@ -1,0 +1,47 @@
+"""Typed errors of export and replay; each carries the data a caller needs to act on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from schemas import BrainstreamError
+
+
+class ExportError(BrainstreamError):
+    """Root of every export/replay error."""
+
+
+class InvalidRange(ExportError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid range: {reason}")
+        self.reason = reason
+
+
+class DatasetExists(ExportError):
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"dataset already exists: {path}")
+        self.path = path
+
+
+class PseudonymKeyMissing(ExportError):
+    def __init__(self) -> None:
+        super().__init__("pseudonymisation asked for but no key is configured")
+
+
+class ExportStalled(ExportError):
+    """A partition delivered nothing for too long before its end offset was reached."""
+
+    def __init__(self, partition: int, position: int, end: int, seconds: float) -> None:
+        super().__init__(
+            f"partition {partition} stalled at offset {position} (end {end}) for {seconds:.0f}s"
+        )
+        self.partition = partition
+        self.position = position
+        self.end = end
+        self.seconds = seconds
+
+
+class TopicMissing(ExportError):
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"topic {topic!r} does not exist or has no partitions")
+        self.topic = topic

@@ -1,0 +1,89 @@
+"""Assembling the manifest from what an export planned, counted and wrote (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sinks.export.config import ExportConfig, ExportRequest, Filters
+from sinks.export.manifest import (
+    Excluded,
+    FileManifest,
+    FiltersManifest,
+    Manifest,
+    PartitionManifest,
+    RangeManifest,
+)
+from sinks.export.privacy import Pseudonymiser
+from sinks.export.ranges import PartitionRange
+from sinks.export.selection import Outcome
+from sinks.export.tally import Tally
+
+
+def build_manifest(
+    request: ExportRequest,
+    topic: str,
+    ranges: list[PartitionRange],
+    tally: Tally,
+    files: list[FileManifest],
+    digest: str,
+    *,
+    config: ExportConfig,
+    pseudonymiser: Pseudonymiser | None,
+    created_at: datetime,
+    version: str,
+) -> Manifest:
+    return Manifest(
+        name=request.name,
+        topic=topic,
+        brainstream_version=version,
+        created_at=created_at,
+        range=RangeManifest(
+            kind=request.range.kind, since=request.range.since, until=request.range.until
+        ),
+        filters=_filters(request.filters, pseudonymiser),
+        partitions=[
+            PartitionManifest(
+                partition=r.partition,
+                start_offset=r.start,
+                end_offset=r.end,
+                records_read=tally.read_by_partition[r.partition],
+            )
+            for r in ranges
+        ],
+        records_read=tally.total_read,
+        exported=tally.outcomes[Outcome.EXPORTED],
+        excluded=Excluded(
+            erased=tally.outcomes[Outcome.ERASED],
+            undecodable=tally.outcomes[Outcome.UNDECODABLE],
+            filtered=tally.outcomes[Outcome.FILTERED],
+        ),
+        counts_by_type=tally.counts_by_type(),
+        schema_versions=tally.schema_versions(),
+        pseudonymised=pseudonymiser is not None,
+        pseudonym_key_fingerprint=pseudonymiser.fingerprint if pseudonymiser else None,
+        options=_options(request, config),
+        files=files,
+        content_hash=digest,
+    )
+
+
+def _filters(filters: Filters, pseudonymiser: Pseudonymiser | None) -> FiltersManifest:
+    users = filters.user_ids or None
+    if users is not None and pseudonymiser is not None:
+        users = frozenset(map(pseudonymiser.pseudonym, users))
+    return FiltersManifest(
+        event_types=sorted(filters.event_types) if filters.event_types else None,
+        user_ids=sorted(users) if users else None,
+        sources=sorted(filters.sources) if filters.sources else None,
+    )
+
+
+def _options(request: ExportRequest, config: ExportConfig) -> dict[str, str | int]:
+    return {
+        "formats": ",".join(request.formats),
+        "row_group_rows": config.row_group_rows,
+        "parquet_compression": config.parquet_compression,
+        "parquet_compression_level": config.parquet_compression_level,
+        "jsonl_compression": request.jsonl_compression,
+        "zstd_level": config.zstd_level,
+    }

@@ -1,0 +1,101 @@
+"""Parquet data file: typed envelope columns, properties as JSON text, bounded row groups.
+
+Writer options are fixed (and nothing time-dependent is written), so the same rows give the
+same bytes with the same pyarrow version. ``properties`` is a UTF-8 JSON string column (one
+schema for every event type, including types registered after the dataset was made); read it
+with ``json.loads`` or DuckDB's ``properties::JSON``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sinks.export.config import ParquetCompression
+from sinks.export.rows import COLUMNS, ExportRow
+
+FORMAT_VERSION = "1"
+
+SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("type", pa.string(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("occurred_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("schema_version", pa.int16(), nullable=False),
+        pa.field("properties", pa.string(), nullable=False, metadata={"content": "json"}),
+        pa.field("kafka_partition", pa.int32(), nullable=False),
+        pa.field("kafka_offset", pa.int64(), nullable=False),
+    ],
+    metadata={
+        "brainstream.dataset_format": FORMAT_VERSION,
+        "brainstream.order": "kafka_partition, kafka_offset",
+    },
+)
+assert tuple(SCHEMA.names) == COLUMNS
+
+
+class ParquetWriter:
+    """Buffers at most ``row_group_rows`` rows, then writes them as one row group."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        row_group_rows: int,
+        compression: ParquetCompression = "zstd",
+        compression_level: int = 3,
+    ) -> None:
+        self.path = path
+        self._row_group_rows = row_group_rows
+        self._buffer: list[ExportRow] = []
+        self._writer = pq.ParquetWriter(
+            str(path), SCHEMA, **_options(compression, compression_level)
+        )
+
+    def write(self, rows: Sequence[ExportRow]) -> None:
+        self._buffer.extend(rows)
+        while len(self._buffer) >= self._row_group_rows:
+            group = self._buffer[: self._row_group_rows]
+            del self._buffer[: self._row_group_rows]
+            self._flush(group)
+
+    def close(self) -> None:
+        if self._buffer:
+            self._flush(self._buffer)
+            self._buffer = []
+        self._writer.close()
+
+    def abort(self) -> None:
+        self._buffer = []
+        self._writer.close()
+
+    def _flush(self, rows: Sequence[ExportRow]) -> None:
+        self._writer.write_batch(to_record_batch(rows), row_group_size=len(rows))
+
+
+def to_record_batch(rows: Sequence[ExportRow]) -> pa.RecordBatch:
+    columns = [pa.array([getattr(r, name) for r in rows], f.type) for name, f in _FIELDS]
+    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
+
+
+_FIELDS = [(name, SCHEMA.field(name)) for name in COLUMNS]
+
+
+def _options(compression: ParquetCompression, level: int) -> dict[str, Any]:
+    codec = None if compression == "none" else compression
+    return {
+        "compression": codec,
+        "compression_level": level if compression in ("zstd", "gzip") else None,
+        "version": "2.6",
+        "data_page_version": "1.0",
+        "use_dictionary": True,
+        "write_statistics": True,
+        "write_page_index": False,
+        "store_schema": True,
+    }

@@ -1,0 +1,123 @@
+"""Reading a bounded slice of a topic with a plain, assigned consumer (no group, no commits).
+
+Partitions are read one after the other in ascending order, offsets ascending within each:
+the order of an export is a pure function of its per-partition ranges. Because the events
+topic is keyed by user, this is also every user's own order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from sinks.export.config import ExportConfig
+from sinks.export.errors import ExportStalled, TopicMissing
+from sinks.export.ranges import PartitionRange
+
+Message = Any
+"""A ``confluent_kafka.Message`` (the library ships no type information)."""
+
+_POLL_SECONDS = 0.2
+
+
+def consumer_conf(kafka_conf: dict[str, Any], group_id: str) -> dict[str, Any]:
+    """A consumer that is only ever ``assign()``-ed: the group id is never joined or committed."""
+    return {
+        **kafka_conf,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "fetch.wait.max.ms": 10,
+        "max.partition.fetch.bytes": 8 * 1024 * 1024,
+        "queued.max.messages.kbytes": 65_536,
+    }
+
+
+class LogReader:
+    """Watermarks, time lookups and bounded reads of one topic."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        topic: str,
+        config: ExportConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._consumer = consumer
+        self.topic = topic
+        self._config = config
+        self._clock = clock
+
+    def partitions(self) -> list[int]:
+        meta = self._consumer.list_topics(self.topic, timeout=self._config.kafka_timeout_seconds)
+        info = meta.topics.get(self.topic)
+        if info is None or info.error is not None or not info.partitions:
+            raise TopicMissing(self.topic)
+        return sorted(info.partitions)
+
+    def watermarks(self) -> dict[int, tuple[int, int]]:
+        timeout = self._config.kafka_timeout_seconds
+        return {
+            p: self._consumer.get_watermark_offsets(
+                TopicPartition(self.topic, p), timeout=timeout, cached=False
+            )
+            for p in self.partitions()
+        }
+
+    def offsets_for_times(self, partitions: list[int], epoch_ms: int) -> dict[int, int]:
+        """First offset whose timestamp is at or after ``epoch_ms``, per partition (-1: none)."""
+        asked = [TopicPartition(self.topic, p, epoch_ms) for p in partitions]
+        found = self._consumer.offsets_for_times(asked, timeout=self._config.kafka_timeout_seconds)
+        return {tp.partition: tp.offset for tp in found}
+
+    def read(self, prange: PartitionRange) -> Iterator[list[Message]]:
+        """Batches of the records in ``[start, end)`` of one partition, in offset order."""
+        if prange.size <= 0:
+            return
+        self._consumer.assign([TopicPartition(self.topic, prange.partition, prange.start)])
+        try:
+            yield from self._batches(prange)
+        finally:
+            self._consumer.unassign()
+
+    def _batches(self, prange: PartitionRange) -> Iterator[list[Message]]:
+        last_seen, position = self._clock(), prange.start
+        while position < prange.end:
+            messages = self._consumer.consume(self._config.poll_batch, _POLL_SECONDS)
+            batch, position = _take(messages, prange, position)
+            if batch:
+                last_seen = self._clock()
+                yield batch
+            elif self._clock() - last_seen > self._config.stall_seconds:
+                raise ExportStalled(
+                    prange.partition, position, prange.end, self._clock() - last_seen
+                )
+
+
+def _take(
+    messages: list[Message], prange: PartitionRange, position: int
+) -> tuple[list[Message], int]:
+    """The records of ``messages`` below the end, and the new position (next offset to read)."""
+    batch: list[Message] = []
+    for msg in messages:
+        err = msg.error()
+        if err is not None:
+            if err.code() != KafkaError._PARTITION_EOF:
+                raise KafkaException(err)
+            # At the partition's current end: nothing at or past ``offset`` is readable yet, and
+            # everything before it has been delivered (gaps are transaction markers).
+            position = max(position, msg.offset())
+            continue
+        offset = msg.offset()
+        if offset >= prange.end:
+            return batch, prange.end
+        batch.append(msg)
+        position = offset + 1
+    return batch, position
