@@ -1,0 +1,157 @@
+"""The dashboard's ASGI app: the page, its JSON endpoints and ``/metrics``.
+
+Endpoints are plain functions (Starlette runs them in its thread pool) over a small psycopg
+pool; the page polls them every ``refresh_seconds``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg_pool import ConnectionPool, PoolTimeout
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from brainstream.dashboard import queries
+from brainstream.dashboard.metrics import DashboardMetrics
+from brainstream.health import HealthMonitor
+from sinks.queries import Cursor, user_timeline
+
+STATIC = Path(__file__).parent / "static"
+Endpoint = Callable[[Request], Response]
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    conninfo: str
+    """A DSN whose search_path holds brainstream's tables."""
+    monitor: HealthMonitor
+    refresh_seconds: float = 5.0
+    timeline_page: int = 25
+    db_timeout: float = 5.0
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+def json_response(content: Any, status: int = 200) -> Response:
+    body = orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+    return Response(body, status, media_type="application/json")
+
+
+def _error(status: int, message: str) -> Response:
+    return json_response({"error": message}, status)
+
+
+def create_app(config: DashboardConfig) -> Starlette:
+    pool = ConnectionPool(
+        config.conninfo,
+        min_size=1,
+        max_size=4,
+        open=False,
+        timeout=config.db_timeout,
+        kwargs={"autocommit": True, "connect_timeout": max(1, int(config.db_timeout))},
+    )
+    metrics = DashboardMetrics(config.monitor)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        pool.open(wait=False)
+        try:
+            yield
+        finally:
+            pool.close()
+
+    def measured(route: str, endpoint: Endpoint) -> Endpoint:
+        def serve(request: Request) -> Response:
+            started = time.perf_counter()
+            try:
+                response = endpoint(request)
+            except (PoolTimeout, psycopg.OperationalError) as exc:
+                response = _error(503, f"database unavailable ({type(exc).__name__})")
+            metrics.requests.labels(route, str(response.status_code)).inc()
+            metrics.latency.labels(route).observe(time.perf_counter() - started)
+            return response
+
+        return serve
+
+    def page(_request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    def settings(_request: Request) -> Response:
+        return json_response(
+            {
+                "refresh_seconds": config.refresh_seconds,
+                "windows": list(queries.WINDOWS),
+                "timeline_page": config.timeline_page,
+            }
+        )
+
+    def series(request: Request) -> Response:
+        try:
+            w = queries.window(request.query_params.get("window", "1h"))
+        except queries.UnknownWindow as exc:
+            return _error(400, str(exc))
+        with pool.connection() as conn:
+            return json_response(queries.series(conn, w, config.clock()))
+
+    def top(request: Request) -> Response:
+        try:
+            w = queries.window(request.query_params.get("window", "1h"))
+        except queries.UnknownWindow as exc:
+            return _error(400, str(exc))
+        with pool.connection() as conn:
+            return json_response(queries.top_types(conn, w, config.clock()))
+
+    def user(request: Request) -> Response:
+        user_id = request.path_params["user_id"]
+        token = request.query_params.get("after")
+        try:
+            after = Cursor.parse(token) if token else None
+            limit = int(request.query_params.get("limit", config.timeline_page))
+        except ValueError:
+            return _error(400, "bad cursor or limit")
+        limit = max(1, min(limit, 500))
+        with pool.connection() as conn:
+            counts = queries.user_counts(conn, user_id) if after is None else None
+            events, nxt = user_timeline(conn, user_id, limit=limit, after=after)
+        return json_response(
+            {
+                "user_id": user_id,
+                "counts": counts,
+                "events": events,
+                "next": nxt.token() if nxt is not None else None,
+            }
+        )
+
+    def health(_request: Request) -> Response:
+        return json_response(config.monitor.current().as_dict())
+
+    def alive(_request: Request) -> Response:
+        return json_response({"ok": True})
+
+    def scrape(_request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route("/", measured("page", page)),
+        Route("/api/settings", measured("settings", settings)),
+        Route("/api/series", measured("series", series)),
+        Route("/api/top", measured("top", top)),
+        Route("/api/users/{user_id:str}", measured("user", user)),
+        Route("/api/health", measured("health", health)),
+        Route("/healthz", alive),
+        Route("/metrics", scrape),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

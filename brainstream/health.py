@@ -1,0 +1,394 @@
+"""Pipeline health: broker, database, consumer lag, dead letters and last write times.
+
+Lag is ``end offset - committed offset`` per consumer group and partition of the events topic
+(end offsets read with ``read_committed`` isolation, so transaction markers do not count as
+lag). A group that never committed on a partition would start from the earliest retained record,
+so its lag there is the whole retained partition. Workers that keep an offset fence in
+``stream_offsets`` also get a *fence lag* (``end - next_offset``): the fence, not the Kafka
+commit, says what the aggregates already contain.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import confluent_kafka.admin
+import psycopg
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from psycopg import errors, sql
+
+from schemas.config import TopicSettings
+from schemas.db import EVENTS_TABLE, STREAM_OFFSETS_TABLE
+
+LagSource = Literal["kafka", "fence"]
+_OffsetSpec: Any = confluent_kafka.admin.OffsetSpec  # type: ignore[attr-defined]
+
+
+class HealthCheckError(Exception):
+    """A component could not be checked; ``component`` is ``kafka`` or ``postgres``."""
+
+    def __init__(self, component: str, reason: str) -> None:
+        self.component = component
+        self.reason = reason
+        super().__init__(f"{component}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    group: str
+    partition: int
+    position: int | None
+    """Committed offset (or fence); ``None`` when the group has none on this partition."""
+    end: int
+    lag: int
+    source: LagSource = "kafka"
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaFacts:
+    end_offsets: dict[int, int]
+    lags: list[PartitionLag]
+    dlq_records: int
+
+    @property
+    def events_total(self) -> int:
+        return sum(self.end_offsets.values())
+
+    def committed_total(self, group: str) -> int:
+        return sum(x.position or 0 for x in self.lags if x.group == group and x.source == "kafka")
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    group: str
+    partition: int
+    next_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseFacts:
+    last_raw_write: datetime | None
+    last_aggregate_write: datetime | None
+    fences: list[Fence]
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    seconds: float
+    events_in: float
+    """Records appended to the events topic per second."""
+    consumed: dict[str, float]
+    """Offsets committed per second, per group (the sink's is its write rate)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    max_lag: int | None = None
+    max_dlq: int | None = None
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    checked_at: datetime
+    kafka: KafkaFacts | None
+    database: DatabaseFacts | None
+    errors: dict[str, str] = field(default_factory=dict)
+    rates: Rates | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return report_dict(self)
+
+
+# -- pure logic ----------------------------------------------------------------------------------
+def lag_rows(
+    group: str,
+    positions: dict[int, int | None],
+    ends: dict[int, int],
+    starts: dict[int, int],
+    source: LagSource = "kafka",
+) -> list[PartitionLag]:
+    """One row per partition of the topic; a missing position counts from the earliest offset."""
+    rows = []
+    for partition in sorted(ends):
+        position = positions.get(partition)
+        base = position if position is not None else starts.get(partition, 0)
+        lag = max(0, ends[partition] - base)
+        rows.append(PartitionLag(group, partition, position, ends[partition], lag, source))
+    return rows
+
+
+def fence_lags(fences: Iterable[Fence], ends: dict[int, int]) -> list[PartitionLag]:
+    by_group: dict[str, dict[int, int | None]] = {}
+    for f in fences:
+        by_group.setdefault(f.group, {})[f.partition] = f.next_offset
+    rows: list[PartitionLag] = []
+    for group in sorted(by_group):
+        rows += lag_rows(group, by_group[group], ends, {}, "fence")
+    return rows
+
+
+def rates(previous: HealthReport, current: HealthReport, seconds: float) -> Rates | None:
+    """Per-second growth of the topic's end offsets and of each group's committed offsets."""
+    if previous.kafka is None or current.kafka is None or seconds <= 0:
+        return None
+    before, now = previous.kafka, current.kafka
+    groups = {x.group for x in now.lags if x.source == "kafka"}
+    consumed = {
+        g: max(0.0, (now.committed_total(g) - before.committed_total(g)) / seconds)
+        for g in sorted(groups)
+    }
+    events_in = max(0.0, (now.events_total - before.events_total) / seconds)
+    return Rates(seconds, events_in, consumed)
+
+
+def problems(report: HealthReport, limits: Thresholds) -> list[str]:
+    """Why the pipeline is unhealthy, one sentence each (empty when it is healthy)."""
+    found = [f"{name} is down: {reason}" for name, reason in sorted(report.errors.items())]
+    if report.kafka is not None:
+        if limits.max_lag is not None:
+            found += [
+                f"group {x.group} partition {x.partition} lags by {x.lag} "
+                f"(more than {limits.max_lag})"
+                for x in report.kafka.lags
+                if x.lag > limits.max_lag
+            ]
+        if limits.max_dlq is not None and report.kafka.dlq_records > limits.max_dlq:
+            found.append(
+                f"the dead-letter topic holds {report.kafka.dlq_records} records "
+                f"(more than {limits.max_dlq})"
+            )
+    return found
+
+
+def report_dict(report: HealthReport) -> dict[str, Any]:
+    kafka, db, r = report.kafka, report.database, report.rates
+    return {
+        "ok": report.ok,
+        "checked_at": report.checked_at.isoformat(),
+        "problems": report.problems,
+        "errors": report.errors,
+        "kafka": None
+        if kafka is None
+        else {
+            "events_total": kafka.events_total,
+            "dlq_records": kafka.dlq_records,
+            "lags": [_lag_dict(x) for x in kafka.lags],
+        },
+        "database": None
+        if db is None
+        else {
+            "last_raw_write": _iso(db.last_raw_write),
+            "last_aggregate_write": _iso(db.last_aggregate_write),
+        },
+        "rates": None
+        if r is None
+        else {"seconds": r.seconds, "events_in": r.events_in, "consumed": r.consumed},
+    }
+
+
+def _lag_dict(x: PartitionLag) -> dict[str, Any]:
+    return {
+        "group": x.group,
+        "partition": x.partition,
+        "position": x.position,
+        "end": x.end,
+        "lag": x.lag,
+        "source": x.source,
+    }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+# -- Kafka ---------------------------------------------------------------------------------------
+def kafka_facts(
+    admin: AdminClient,
+    topics: TopicSettings,
+    groups: Iterable[str],
+    timeout: float,
+    fences: Iterable[Fence] = (),
+) -> KafkaFacts:
+    """End offsets, lag per group (Kafka commits, then fences) and the dead-letter count."""
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise HealthCheckError("kafka", f"unreachable ({_name(exc)})") from None
+    partitions = _partitions(metadata, topics.events)
+    if partitions is None:
+        raise HealthCheckError("kafka", f"topic {topics.events} does not exist")
+    ends = _offsets(admin, topics.events, partitions, _OffsetSpec.latest(), timeout)
+    starts = _offsets(admin, topics.events, partitions, _OffsetSpec.earliest(), timeout)
+    lags: list[PartitionLag] = []
+    for group in groups:
+        committed = _committed(admin, group, topics.events, partitions, timeout)
+        lags += lag_rows(group, committed, ends, starts)
+    lags += fence_lags(fences, ends)
+    return KafkaFacts(ends, lags, _dlq_size(admin, metadata, topics.dlq, timeout))
+
+
+def _partitions(metadata: Any, topic: str) -> list[int] | None:
+    info = metadata.topics.get(topic)
+    if info is None or info.error is not None:
+        return None
+    return sorted(info.partitions)
+
+
+def _offsets(
+    admin: AdminClient, topic: str, partitions: list[int], spec: Any, timeout: float
+) -> dict[int, int]:
+    request = {TopicPartition(topic, p): spec for p in partitions}
+    try:
+        futures = admin.list_offsets(
+            request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout
+        )
+        return {tp.partition: int(f.result(timeout).offset) for tp, f in futures.items()}
+    except KafkaException as exc:
+        raise HealthCheckError("kafka", f"offsets of {topic} unavailable ({_name(exc)})") from None
+
+
+def _committed(
+    admin: AdminClient, group: str, topic: str, partitions: list[int], timeout: float
+) -> dict[int, int | None]:
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
+    try:
+        future = admin.list_consumer_group_offsets([request], request_timeout=timeout)[group]
+        result = future.result(timeout)
+    except KafkaException as exc:
+        raise HealthCheckError(
+            "kafka", f"offsets of group {group} unavailable ({_name(exc)})"
+        ) from None
+    return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in result.topic_partitions}
+
+
+def _dlq_size(admin: AdminClient, metadata: Any, topic: str, timeout: float) -> int:
+    partitions = _partitions(metadata, topic)
+    if partitions is None:
+        return 0
+    ends = _offsets(admin, topic, partitions, _OffsetSpec.latest(), timeout)
+    starts = _offsets(admin, topic, partitions, _OffsetSpec.earliest(), timeout)
+    return sum(ends[p] - starts[p] for p in partitions)
+
+
+def _name(exc: KafkaException) -> str:
+    err: Any = exc.args[0] if exc.args else None
+    return str(err.name()) if hasattr(err, "name") else str(exc)
+
+
+# -- Postgres ------------------------------------------------------------------------------------
+# The newest write to the raw table, read from its newest rows by event time (an index scan):
+# ingested_at has no index, and a late event written just now is not among them.
+_LAST_RAW = sql.SQL(
+    "SELECT max(ingested_at) FROM"
+    " (SELECT ingested_at FROM {events} ORDER BY occurred_at DESC LIMIT 1000) AS newest"
+).format(events=sql.Identifier(EVENTS_TABLE))
+_LAST_AGGREGATE = sql.SQL("SELECT max(updated_at) FROM {offsets}").format(
+    offsets=sql.Identifier(STREAM_OFFSETS_TABLE)
+)
+_FENCES = sql.SQL(
+    "SELECT consumer_group, kafka_partition, next_offset FROM {offsets} WHERE topic = %s"
+).format(offsets=sql.Identifier(STREAM_OFFSETS_TABLE))
+
+
+def database_facts(conninfo: str, topic: str, timeout: float) -> DatabaseFacts:
+    try:
+        with psycopg.connect(
+            conninfo, connect_timeout=max(1, math.ceil(timeout)), autocommit=True
+        ) as conn:
+            conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{timeout}s",))
+            last_raw = conn.execute(_LAST_RAW).fetchone()
+            last_agg = conn.execute(_LAST_AGGREGATE).fetchone()
+            fences = [Fence(str(g), int(p), int(n)) for g, p, n in conn.execute(_FENCES, (topic,))]
+    except errors.UndefinedTable:
+        raise HealthCheckError(
+            "postgres", "schema not migrated (run brainstream db migrate)"
+        ) from None
+    except psycopg.OperationalError as exc:
+        raise HealthCheckError("postgres", f"unreachable ({type(exc).__name__})") from None
+    return DatabaseFacts(_at(last_raw), _at(last_agg), fences)
+
+
+def _at(row: tuple[Any, ...] | None) -> datetime | None:
+    return row[0] if row is not None and isinstance(row[0], datetime) else None
+
+
+# -- composing -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Probe:
+    """Everything one health check needs; ``check()`` never raises on an unhealthy pipeline."""
+
+    kafka_conf: dict[str, Any]
+    topics: TopicSettings
+    conninfo: str
+    groups: tuple[str, ...]
+    timeout: float = 5.0
+    limits: Thresholds = Thresholds()
+    wall: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def admin(self) -> AdminClient:
+        return AdminClient({**self.kafka_conf, "socket.timeout.ms": int(self.timeout * 1000)})
+
+    def check(self, admin: AdminClient | None = None) -> HealthReport:
+        failures: dict[str, str] = {}
+        database: DatabaseFacts | None = None
+        kafka: KafkaFacts | None = None
+        try:
+            database = database_facts(self.conninfo, self.topics.events, self.timeout)
+        except HealthCheckError as exc:
+            failures[exc.component] = exc.reason
+        fences = database.fences if database is not None else []
+        groups = dict.fromkeys([*self.groups, *(f.group for f in fences)])
+        try:
+            kafka = kafka_facts(admin or self.admin(), self.topics, groups, self.timeout, fences)
+        except HealthCheckError as exc:
+            failures[exc.component] = exc.reason
+        report = HealthReport(self.wall(), kafka, database, failures)
+        return replace(report, problems=problems(report, self.limits))
+
+
+class HealthMonitor:
+    """Reuses a report for ``ttl`` seconds and derives rates from consecutive reports."""
+
+    def __init__(
+        self, probe: Probe, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._probe = probe
+        self._ttl = ttl
+        self._clock = clock
+        self._admin: AdminClient | None = None
+        self._last: tuple[float, HealthReport] | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> HealthReport:
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> HealthReport:
+        now = self._clock()
+        if self._last is not None and now - self._last[0] < self._ttl:
+            return self._last[1]
+        if self._admin is None:
+            self._admin = self._probe.admin()
+        report = self._probe.check(self._admin)
+        if self._last is not None:
+            then, previous = self._last
+            report = replace(report, rates=rates(previous, report, now - then))
+        self._last = (now, report)
+        return report
