@@ -1,0 +1,211 @@
+"""Per-call cost of ``Tracker.track()`` against the bare ``produce()`` floor and the SDKs users
+pick instead (Segment's ``track()`` and PostHog's ``capture()`` with sending disabled), plus
+sustained throughput delivered to the broker by one process.
+
+    python benchmarks/sdk_track.py [--quick]
+
+Every call is timed on its own (``perf_counter_ns`` around it; the same overhead in every
+case). ``track()`` is measured the way a service calls it: a page_view with keyword
+properties inside ``with tracker.user(...)``: full validation, user injection, encoding,
+``produce()``; delivery reports are served by the tracker's own poller thread meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import os  # noqa: E402
+
+from confluent_kafka import Producer  # noqa: E402
+
+import schemas  # noqa: E402
+from brainstream.topics import delete_topics, ensure_topics  # noqa: E402
+from producers import Tracker, TrackerConfig  # noqa: E402
+from schemas.config import KafkaSettings, TopicSettings  # noqa: E402
+
+PROPS = {"path": "/tasks/42", "referrer": "/dashboard", "duration_ms": 1200}
+RESULTS = ROOT / "benchmarks" / "results" / "sdk_track.json"
+
+
+def kafka_settings() -> KafkaSettings:
+    if os.environ.get("BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS"):
+        return KafkaSettings()
+    from brainstream import dev
+
+    return KafkaSettings(bootstrap_servers=dev.up(log=lambda _m: None).kafka_bootstrap)
+
+
+def per_call(fn: Callable[[], Any], n: int, warmup: int) -> dict[str, float]:
+    for _ in range(warmup):
+        fn()
+    clock = time.perf_counter_ns
+    samples = [0] * n
+    for i in range(n):
+        start = clock()
+        fn()
+        samples[i] = clock() - start
+    samples.sort()
+    return {
+        "median_us": samples[n // 2] / 1000,
+        "p99_us": samples[int(n * 0.99)] / 1000,
+        "mean_us": statistics.fmean(samples) / 1000,
+        "calls": n,
+    }
+
+
+class Poller:
+    """Serves delivery reports of a bare producer on a thread, as the tracker's poller does."""
+
+    def __init__(self, producer: Producer) -> None:
+        self._producer = producer
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def bench_floor(kafka: KafkaSettings, topic: str, n: int, warmup: int) -> dict[str, Any]:
+    conf = TrackerConfig().producer_conf(kafka.librdkafka())
+    producer = Producer(conf)
+    poller = Poller(producer)
+    event = schemas.PageView(user_id="user-1", source="bench", properties=PROPS)
+    key, value, headers = schemas.to_record(event)
+    out = {
+        "with_headers": per_call(
+            lambda: producer.produce(topic, value, key, headers=headers), n, warmup
+        ),
+        "bare": per_call(lambda: producer.produce(topic, value, key), n, warmup),
+    }
+    producer.flush(30)
+    poller.stop()
+    return out
+
+
+def bench_track(kafka: KafkaSettings, topic: str, n: int, warmup: int) -> dict[str, Any]:
+    spool = Path(tempfile.mkdtemp(prefix="bench-spool-"))
+    with Tracker(kafka, topic=topic, source="bench", spool_dir=spool, prometheus=False) as tr:
+        track = tr.track
+        with tr.user("user-1"):
+            result = per_call(
+                lambda: track(
+                    "page_view", path="/tasks/42", referrer="/dashboard", duration_ms=1200
+                ),
+                n,
+                warmup,
+            )
+        tr.flush(30)
+        stats = tr.stats()
+    result["invalid"] = stats.invalid
+    result["delivered"] = stats.delivered
+    return result
+
+
+def bench_segment(n: int, warmup: int) -> dict[str, Any]:
+    import analytics
+
+    client = analytics.Client("bench-write-key", send=False, max_queue_size=10 * (n + warmup))
+    result = per_call(lambda: client.track("user-1", "page_view", PROPS), n, warmup)
+    client.shutdown()
+    return result
+
+
+def bench_posthog(n: int, warmup: int) -> dict[str, Any]:
+    import posthog
+
+    client = posthog.Posthog("phc_bench", send=False, max_queue_size=10 * (n + warmup))
+    result = per_call(
+        lambda: client.capture("page_view", distinct_id="user-1", properties=PROPS), n, warmup
+    )
+    client.shutdown()
+    return result
+
+
+def bench_throughput(kafka: KafkaSettings, topic: str, n: int) -> dict[str, Any]:
+    spool = Path(tempfile.mkdtemp(prefix="bench-spool-"))
+    with Tracker(kafka, topic=topic, source="bench", spool_dir=spool, prometheus=False) as tr:
+        start = time.perf_counter()
+        with tr.user("user-1"):
+            for i in range(n):
+                tr.track("page_view", path="/tasks/42", duration_ms=i % 5000)
+        left = tr.flush(120)
+        elapsed = time.perf_counter() - start
+        stats = tr.stats()
+    return {
+        "events": n,
+        "delivered": stats.delivered,
+        "spooled": stats.spooled,
+        "left_in_queue": left,
+        "seconds": round(elapsed, 3),
+        "events_per_s": round(stats.delivered / elapsed),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    logging.getLogger("posthog").setLevel(logging.CRITICAL)
+    n, warmup, volume = (30_000, 5_000, 100_000) if args.quick else (200_000, 20_000, 500_000)
+    kafka = kafka_settings()
+    names = TopicSettings(events=f"bench.sdk.{uuid.uuid4().hex[:8]}", events_partitions=3)
+    ensure_topics(kafka, names)
+    try:
+        figures: dict[str, Any] = {
+            "floor_produce": bench_floor(kafka, names.events, n, warmup),
+            "track": bench_track(kafka, names.events, n, warmup),
+            "segment_track": bench_segment(n, warmup),
+            "posthog_capture": bench_posthog(n, warmup),
+            "throughput": bench_throughput(kafka, names.events, volume),
+        }
+    finally:
+        delete_topics(kafka, [names.events, names.dlq, names.erasures])
+    track = figures["track"]["median_us"]
+    floor = figures["floor_produce"]["with_headers"]["median_us"]
+    segment = figures["segment_track"]["median_us"]
+    vs_segment, vs_floor = track / segment, track / floor
+    figures["ratio_vs_segment"] = round(vs_segment, 3)
+    figures["ratio_vs_floor_with_headers"] = round(vs_floor, 3)
+    figures["ratio_vs_floor_bare"] = round(track / figures["floor_produce"]["bare"]["median_us"], 3)
+    meets = vs_segment <= 0.4 and vs_floor <= 3.0
+    result = {
+        "name": "sdk_track",
+        "ratio": round(vs_segment, 3),
+        "target": "track() median <= 0.4x Segment track() and <= 3x produce() of pre-encoded bytes",
+        "meets": meets,
+        "quick": args.quick,
+        "figures": figures,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"sdk_track: track() median {track:.2f} us (p99 {figures['track']['p99_us']:.1f}) = "
+        f"{vs_segment:.2f}x Segment ({segment:.2f} us), {vs_floor:.2f}x produce() floor "
+        f"({floor:.2f} us); posthog {figures['posthog_capture']['median_us']:.1f} us; "
+        f"{figures['throughput']['events_per_s']} events/s delivered; "
+        f"{'meets' if meets else 'MISSES'} target"
+    )
+
+
+if __name__ == "__main__":
+    main()

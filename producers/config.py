@@ -1,0 +1,63 @@
+"""The SDK's configuration: a plain model, so a service can build it however it likes.
+
+``brainstream/settings_sdk.py`` reads it from ``BRAINSTREAM_SDK_*`` in the composition root;
+Kafka connection and topic names come from :mod:`schemas.config`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def default_spool_dir() -> Path:
+    return Path.home() / ".cache" / "brainstream" / "spool"
+
+
+class TrackerConfig(BaseModel):
+    """How a :class:`~producers.tracker.Tracker` behaves. Every field has a safe default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = "app"
+    """Service name stamped on every event (lower-case, ``[a-z0-9_.-]``)."""
+    strict: bool = False
+    """Raise validation errors into the caller (tests, development) instead of reporting them."""
+    spool_dir: Path = Field(default_factory=default_spool_dir)
+    spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024)
+    """Cap of this process's spool; beyond it the oldest segment is dropped (and counted)."""
+    delivery_timeout_ms: int = Field(default=30_000, ge=1_000)
+    """librdkafka ``message.timeout.ms``: past it an undelivered event goes to the spool."""
+    linger_ms: int = Field(default=20, ge=0, le=5_000)
+    batch_size: int = Field(default=1_000_000, ge=1_000)
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+    queue_max_messages: int = Field(default=200_000, ge=100)
+    """librdkafka's in-memory queue; when full, ``track()`` spools instead of blocking."""
+    close_timeout: float = Field(default=5.0, ge=0)
+    """Bound of the flush run at interpreter exit."""
+    resend_interval: float = Field(default=1.0, gt=0)
+    """How often the poller looks at the spool (and probes the broker while it is down)."""
+    log_interval: float = Field(default=10.0, gt=0)
+    """At most one log line per kind of problem per interval (with a count of the rest)."""
+    prometheus: bool = True
+    """Expose ``brainstream_sdk_*_total`` through prometheus-client when it is installed."""
+    librdkafka: dict[str, Any] = Field(default_factory=dict)
+    """Extra producer properties, applied last."""
+
+    def producer_conf(self, connection: dict[str, Any]) -> dict[str, Any]:
+        conf: dict[str, Any] = {
+            **connection,
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": self.compression,
+            "linger.ms": self.linger_ms,
+            "batch.size": self.batch_size,
+            "message.timeout.ms": self.delivery_timeout_ms,
+            "queue.buffering.max.messages": self.queue_max_messages,
+            "queue.buffering.max.kbytes": 1_048_576,
+            "log_level": 3,
+        }
+        conf.update(self.librdkafka)
+        return conf

@@ -1,0 +1,169 @@
+"""Where every event ends up: delivered, spooled, re-sent or dropped (with a reason).
+
+Delivery reports arrive on the poller thread. A failed record is appended to the spool (or
+counted as dropped when the error is permanent or the disk refuses it). Problems are counted
+per reason and handed to ``on_error``/the log once per poller tick, never once per event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError
+
+from producers.counters import Counter, TrackerStats
+from producers.errors import DeliveryFailed, EventsDropped, TrackingError
+from producers.ratelog import RateLimitedLog
+from producers.spool import Segment, Spool, read_records
+
+log = logging.getLogger("brainstream.producers")
+
+OnError = Callable[[TrackingError], None]
+
+_PERMANENT = {
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.INVALID_MSG,
+    KafkaError.INVALID_RECORD,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    KafkaError.RECORD_LIST_TOO_LARGE,
+}
+
+
+class Outbox:
+    """Accounting and spooling shared by the caller threads and the poller thread."""
+
+    def __init__(self, spool: Spool, on_error: OnError | None, ratelog: RateLimitedLog) -> None:
+        self.spool = spool
+        self._on_error = on_error
+        self._ratelog = ratelog
+        self.reset_counters()
+
+    def reset_counters(self) -> None:
+        self.tracked, self.delivered, self.invalid = Counter(), Counter(), Counter()
+        self.spooled, self.resent, self.recovered = Counter(), Counter(), Counter()
+        self.produced, self.failed = Counter(), Counter()
+        self._problems_lock = threading.Lock()
+        self._dropped: dict[str, int] = {}
+        self._pending: dict[tuple[str, str], int] = {}
+        self.broker_down = False
+
+    # --- reports from librdkafka (poller thread) -----------------------------------------
+    def on_delivery(self, err: KafkaError | None, msg: Any) -> None:
+        if err is None:
+            self.delivered.inc()
+            self.broker_down = False
+            return
+        self.failed.inc()
+        if err.code() in _PERMANENT:
+            self.drop(err.name(), 1)
+            return
+        if err.code() in (KafkaError._MSG_TIMED_OUT, KafkaError._TRANSPORT):
+            self.broker_down = True
+        self.problem("delivery_failed", err.name(), 1)
+        self.to_spool(msg.key(), msg.value(), msg.headers() or [])
+
+    # --- spooling (any thread) -----------------------------------------------------------
+    def to_spool(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        try:
+            lost = self.spool.append(key, value, headers)
+        except OSError as exc:
+            self.drop("spool_error", 1, str(exc))
+            return
+        self.spooled.inc()
+        if lost:
+            self.drop("spool_full", lost)
+
+    def resend(self, produce: Callable[..., None], room: int) -> int:
+        """Re-produce the oldest spooled segment if it fits in ``room``; returns its size."""
+        seg = self.spool.take()
+        if seg is None:
+            return 0
+        if seg.records > room:
+            seg.taken = False
+            return 0
+        report = BatchReport(self, seg)
+        for key, value, headers in read_records(seg.path):
+            try:
+                produce(value=value, key=key, headers=headers, on_delivery=report)
+            except BufferError:
+                self.to_spool(key, value, headers)  # settled: spooled again
+                report.settle()
+                continue
+            self.produced.inc()
+            self.resent.inc()
+        return seg.records
+
+    # --- problems ------------------------------------------------------------------------
+    def drop(self, reason: str, count: int, detail: str = "") -> None:
+        with self._problems_lock:
+            self._dropped[reason] = self._dropped.get(reason, 0) + count
+        self.problem("dropped", reason, count, detail)
+
+    def problem(self, kind: str, reason: str, count: int, detail: str = "") -> None:
+        with self._problems_lock:
+            key = (kind, reason if not detail else f"{reason}: {detail}")
+            self._pending[key] = self._pending.get(key, 0) + count
+
+    def report(self) -> None:
+        """Hand the problems gathered since the last call to ``on_error`` and the log."""
+        with self._problems_lock:
+            pending, self._pending = self._pending, {}
+        for (kind, reason), count in pending.items():
+            error: TrackingError
+            if kind == "dropped":
+                error = EventsDropped(reason.split(":", 1)[0], count, reason)
+            else:
+                error = DeliveryFailed(reason, count)
+            self._ratelog.warning(f"{kind}:{reason}", str(error), count)
+            self.notify(error)
+
+    def notify(self, error: TrackingError) -> None:
+        if self._on_error is None:
+            return
+        try:
+            self._on_error(error)
+        except Exception:  # the host's callback must not break the SDK
+            self._ratelog.warning("on_error", "on_error callback raised")
+            log.debug("on_error callback raised", exc_info=True)
+
+    # --- snapshot ------------------------------------------------------------------------
+    def stats(self) -> TrackerStats:
+        with self._problems_lock:
+            by_reason = dict(self._dropped)
+        delivered, failed = self.delivered.value, self.failed.value
+        return TrackerStats(
+            tracked=self.tracked.value,
+            delivered=delivered,
+            invalid=self.invalid.value,
+            spooled=self.spooled.value,
+            resent=self.resent.value,
+            recovered=self.recovered.value,
+            dropped=sum(by_reason.values()),
+            in_flight=self.produced.value - delivered - failed,
+            in_spool=self.spool.waiting,
+            dropped_by_reason=by_reason,
+        )
+
+
+class BatchReport:
+    """Delivery callback of a re-sent segment: deletes it once every record is settled."""
+
+    __slots__ = ("_outbox", "_remaining", "_seg")
+
+    def __init__(self, outbox: Outbox, seg: Segment) -> None:
+        self._outbox = outbox
+        self._seg = seg
+        self._remaining = seg.records
+
+    def __call__(self, err: KafkaError | None, msg: Any) -> None:
+        self._outbox.on_delivery(err, msg)
+        self.settle()
+
+    def settle(self) -> None:
+        self._remaining -= 1
+        if self._remaining == 0:
+            self._outbox.spool.release(self._seg)

@@ -1,0 +1,346 @@
+"""The ``Tracker``: validate, stamp, hand to librdkafka; never block or raise into the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+import schemas
+from producers import context, forking, metrics
+from producers.config import TrackerConfig
+from producers.context import UserContext, make_context
+from producers.counters import TrackerStats
+from producers.delivery import OnError, Outbox
+from producers.encoder import Encoder, Headers, TypeCodec
+from producers.errors import EventRejected
+from producers.ratelog import RateLimitedLog
+from producers.spool import Spool
+from schemas import Event, FieldError, InvalidEvent, topics
+from schemas.config import KafkaSettings, TopicSettings
+from schemas.registry import REGISTRY, EventRegistry
+
+log = logging.getLogger("brainstream.producers")
+
+_NO_USER = InvalidEvent([FieldError("user_id", "missing", "no user_id given and no user context")])
+_USER_CACHE_MAX = 10_000
+_ADOPT_EVERY = 30.0
+
+
+class Tracker:
+    """Publishes analytics events to Kafka from any thread or asyncio task.
+
+    ``track()`` validates and encodes on the caller's thread (microseconds) and hands the
+    record to librdkafka's queue; a daemon thread serves delivery reports, spools failures to
+    disk and re-sends them when the broker is back.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings | None = None,
+        *,
+        topic: str = topics.EVENTS,
+        config: TrackerConfig | None = None,
+        on_error: OnError | None = None,
+        registry: EventRegistry = REGISTRY,
+        clock: Callable[[], float] = time.monotonic,
+        **options: Any,
+    ) -> None:
+        base = config or TrackerConfig()
+        self.config = TrackerConfig.model_validate({**base.model_dump(), **options})
+        self.source = context.check_id(self.config.source, "source")
+        self.topic = topic
+        self._kafka = kafka or KafkaSettings()
+        self._registry = registry
+        self._clock = clock
+        self._encoder = Encoder(registry, self.source)
+        self._codecs: dict[str, TypeCodec] = {}
+        self._users: dict[str, UserContext] = {}
+        ratelog = RateLimitedLog(log, self.config.log_interval, clock)
+        self._outbox = Outbox(
+            Spool(self.config.spool_dir, self.config.spool_max_bytes), on_error, ratelog
+        )
+        self._ratelog = ratelog
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._fatal: KafkaError | None = None
+        self._start()
+        forking.watch(self)
+        if self.config.prometheus:
+            metrics.expose(self)
+
+    @classmethod
+    def from_env(cls, **options: Any) -> Tracker:
+        """Kafka from ``BRAINSTREAM_KAFKA_*``, the topic from ``BRAINSTREAM_TOPIC_EVENTS``."""
+        return cls(KafkaSettings(), topic=TopicSettings().events, **options)
+
+    # --- the hot path --------------------------------------------------------------------
+    def track(
+        self,
+        event: Event | str,
+        /,
+        user_id: str | None = None,
+        *,
+        properties: Mapping[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+        **props: Any,
+    ) -> str | None:
+        """Publish one event; returns its event_id, or None if it was rejected.
+
+        ``track(PageView(...))`` or ``track("page_view", path="/x")``. The user is ``user_id``
+        or the current :meth:`user` context. Never raises unless ``strict``.
+        """
+        if occurred_at is None and type(event) is str:
+            try:
+                ctx = context._current.get() if user_id is None else self._user(user_id)
+                if ctx is None:
+                    raise _NO_USER
+                codec = self._codecs.get(event) or self._codec(event)
+                if codec is None:
+                    return self._track_model(event, ctx, properties, None, props)
+                event_id, value = codec.encode(
+                    ctx.user_id, props if properties is None else properties
+                )
+            except InvalidEvent as exc:
+                return self._reject(event, exc)
+            headers = (
+                codec.headers if not ctx.extra_headers else [*codec.headers, *ctx.extra_headers]
+            )
+            self._send(ctx.key, value, headers)
+            return event_id
+        return self._track_other(event, user_id, properties, occurred_at, props)
+
+    track_session_event = track
+    """The seed's ``trackSessionEvent``: ``track`` with the user from :meth:`user`."""
+
+    def _send(self, key: bytes, value: bytes, headers: Headers) -> None:
+        outbox = self._outbox
+        outbox.tracked.inc()
+        if self._closed:
+            outbox.drop("closed", 1)
+            return
+        try:
+            self._produce(self.topic, value, key, headers=headers)  # type: ignore[arg-type]
+        except BufferError:
+            outbox.problem("spooled", "local_queue_full", 1)
+            outbox.to_spool(key, value, headers)
+        except KafkaException as exc:  # e.g. a fatal producer error: the poller replaces it
+            outbox.problem("spooled", exc.args[0].name(), 1)
+            outbox.to_spool(key, value, headers)
+        else:
+            outbox.produced.inc()
+
+    def _codec(self, type_name: str) -> TypeCodec | None:
+        codec = self._encoder.codec(type_name)
+        if codec is not None:
+            self._codecs[type_name] = codec
+        return codec
+
+    def _user(self, user_id: str) -> UserContext:
+        ctx = self._users.get(user_id)
+        if ctx is None:
+            ctx = make_context(user_id)
+            if len(self._users) >= _USER_CACHE_MAX:
+                self._users = {}
+            self._users[user_id] = ctx
+        return ctx
+
+    def _track_other(
+        self,
+        event: object,
+        user_id: str | None,
+        properties: Mapping[str, Any] | None,
+        occurred_at: datetime | None,
+        props: dict[str, Any],
+    ) -> str | None:
+        name = getattr(event, "type", None) if isinstance(event, Event) else event
+        try:
+            ctx = context._current.get() if user_id is None else self._user(user_id)
+            if isinstance(event, Event):
+                key, value, headers = schemas.to_record(event)
+                extra = list(ctx.extra_headers) if ctx is not None else []
+                self._send(key, value, headers + extra)
+                return str(event.event_id)
+            if not isinstance(event, str):
+                raise InvalidEvent([FieldError("type", "type", "must be an Event or a type name")])
+            if ctx is None:
+                raise _NO_USER
+            return self._track_model(event, ctx, properties, occurred_at, props)
+        except InvalidEvent as exc:
+            return self._reject(str(name), exc)
+
+    def _track_model(
+        self,
+        type_name: str,
+        ctx: UserContext,
+        properties: Mapping[str, Any] | None,
+        occurred_at: datetime | None,
+        props: dict[str, Any],
+    ) -> str | None:
+        """The general path: a full model (explicit ``occurred_at``, exotic envelopes)."""
+        data: dict[str, Any] = {
+            "user_id": ctx.user_id,
+            "source": self.source,
+            "properties": props if properties is None else properties,
+        }
+        if occurred_at is not None:
+            data["occurred_at"] = occurred_at
+        try:
+            event = self._registry.build(type_name, data)
+            key, value, headers = schemas.to_record(event)
+        except InvalidEvent as exc:
+            return self._reject(type_name, exc)
+        self._send(key, value, headers + list(ctx.extra_headers))
+        return str(event.event_id)
+
+    def _reject(self, type_name: str, exc: InvalidEvent) -> str | None:
+        self._outbox.invalid.inc()
+        if self.config.strict:
+            raise exc
+        error = EventRejected(type_name, exc)
+        self._ratelog.warning(f"invalid:{type_name}", str(error))
+        self._outbox.notify(error)
+        return None
+
+    # --- user context --------------------------------------------------------------------
+    @staticmethod
+    @contextmanager
+    def user(
+        user_id: str, *, session_id: str | None = None, request_id: str | None = None
+    ) -> Iterator[UserContext]:
+        """``with tracker.user("u-42"):`` every event inside is stamped with that user."""
+        with context.user(user_id, session_id=session_id, request_id=request_id) as ctx:
+            yield ctx
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def _start(self) -> None:
+        conf = self.config.producer_conf(self._kafka.librdkafka())
+        conf["on_delivery"] = self._outbox.on_delivery
+        conf["error_cb"] = self._on_kafka_error
+        self._conf = conf
+        self._producer = Producer(conf)
+        self._produce = self._producer.produce
+        self._stop = threading.Event()
+        self._adopt_at = 0.0
+        self._poller = threading.Thread(
+            target=self._poll_loop, name="brainstream-tracker", daemon=True
+        )
+        self._poller.start()
+
+    def _on_kafka_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self._fatal = err
+        elif err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._outbox.broker_down = True
+        self._ratelog.warning(f"kafka:{err.name()}", f"Kafka: {err.str()}")
+
+    def _poll_loop(self) -> None:
+        next_tick = 0.0
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+            now = self._clock()
+            if now >= next_tick:
+                next_tick = now + self.config.resend_interval
+                try:
+                    self._tick(now)
+                except Exception:
+                    self._ratelog.warning("poller", "tracker maintenance failed")
+                    log.debug("tracker maintenance failed", exc_info=True)
+
+    def _tick(self, now: float) -> None:
+        outbox = self._outbox
+        if self._fatal is not None:
+            self._replace_producer()
+        if now >= self._adopt_at:
+            self._adopt_at = now + _ADOPT_EVERY
+            outbox.recovered.add(outbox.spool.adopt_orphans())
+        if outbox.spool.waiting:
+            if outbox.broker_down:
+                self._probe()
+            room = self.config.queue_max_messages // 2 - len(self._producer)
+            while not outbox.broker_down and room > 0:
+                sent = outbox.resend(self._produce_to_topic, room)
+                if not sent:
+                    break
+                room -= sent
+        outbox.report()
+
+    def _produce_to_topic(self, **kwargs: Any) -> None:
+        self._produce(self.topic, **kwargs)
+
+    def _probe(self) -> None:
+        try:
+            self._producer.list_topics(
+                self.topic, timeout=min(2.0, self.config.resend_interval * 2)
+            )
+        except KafkaException:
+            return
+        self._outbox.broker_down = False
+
+    def _replace_producer(self) -> None:
+        old, self._fatal = self._producer, None
+        self._producer = Producer(self._conf)
+        self._produce = self._producer.produce
+        old.purge()
+        old.poll(0)  # purged records come back through on_delivery: spooled
+        self._ratelog.warning("fatal", "Kafka producer hit a fatal error; replaced it")
+
+    def flush(self, timeout: float = 5.0) -> int:
+        """Wait up to ``timeout`` s for the local queue to drain; returns what is left."""
+        return int(self._producer.flush(timeout))
+
+    async def aflush(self, timeout: float = 5.0) -> int:
+        """:meth:`flush` for async code: waits without blocking the event loop."""
+        deadline = self._clock() + timeout
+        while len(self._producer) and self._clock() < deadline:
+            await asyncio.sleep(0.005)
+        return len(self._producer)
+
+    def close(self, timeout: float | None = None) -> TrackerStats:
+        """Flush up to ``timeout`` s, spool what is left, stop the poller. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return self.stats()
+            self._closed = True
+        budget = self.config.close_timeout if timeout is None else timeout
+        deadline = self._clock() + budget
+        self._producer.flush(budget)
+        self._stop.set()
+        self._poller.join(max(0.1, deadline - self._clock()))
+        if len(self._producer):
+            self._producer.purge()
+            self._producer.poll(0)  # purged records are spooled for the next process
+        self._outbox.report()
+        self._outbox.spool.close()
+        forking.forget(self)
+        return self.stats()
+
+    async def aclose(self, timeout: float | None = None) -> TrackerStats:
+        return await asyncio.get_running_loop().run_in_executor(None, self.close, timeout)
+
+    def stats(self) -> TrackerStats:
+        """Counters since this process (or, after ``fork()``, this child) started tracking."""
+        return self._outbox.stats()
+
+    def _reinit_in_child(self) -> None:
+        """After ``fork()``: a producer, a spool and counters of the child's own."""
+        forking.abandon(self._producer)  # the parent's queued records are the parent's
+        self._outbox.spool.reopen_in_child()
+        self._outbox.reset_counters()
+        self._close_lock = threading.Lock()
+        self._fatal = None
+        if not self._closed:
+            self._start()
+
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

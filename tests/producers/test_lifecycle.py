@@ -1,0 +1,80 @@
+"""Process exit and fork on the real broker: every event accounted for, none sent twice."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemas.config import KafkaSettings, TopicSettings
+from tests.producers.topic_reader import counts_by_id, read_topic
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+
+def run(*args: str, timeout: float = 90) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.producers.scripts", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def balanced(stats: dict[str, Any]) -> None:
+    assert stats["unexplained"] == 0, stats
+
+
+def test_normal_exit_delivers_what_is_still_queued(
+    kafka_settings: KafkaSettings, topics: TopicSettings, tmp_path: Path
+) -> None:
+    (report,) = run("exit", kafka_settings.bootstrap_servers, topics.events, str(tmp_path), "5000")
+    assert report["queued_at_exit"] > 0  # linger kept them in memory when main returned
+    assert report["stats"]["delivered"] == report["stats"]["tracked"] == 5000
+    balanced(report["stats"])
+    counts = counts_by_id(read_topic(kafka_settings, topics.events, 5000))
+    assert set(counts) == set(report["ids"]) and set(counts.values()) == {1}
+
+
+def test_unreachable_broker_at_exit_spools_for_the_next_process(
+    kafka_settings: KafkaSettings, topics: TopicSettings, tmp_path: Path
+) -> None:
+    (gone,) = run("exit", "127.0.0.1:9", topics.events, str(tmp_path), "3000")
+    stats = gone["stats"]
+    assert stats["delivered"] == 0 and stats["in_spool"] + stats["dropped"] == 3000
+    assert stats["dropped"] == 0
+    balanced(stats)
+    assert list(tmp_path.glob("*.seg"))
+
+    (drainer,) = run("drain", kafka_settings.bootstrap_servers, topics.events, str(tmp_path), "60")
+    assert drainer["stats"]["recovered"] == 3000 == drainer["stats"]["delivered"]
+    balanced(drainer["stats"])
+    counts = counts_by_id(read_topic(kafka_settings, topics.events, 3000))
+    assert set(counts) == set(gone["ids"]) and set(counts.values()) == {1}
+    assert not list(tmp_path.glob("*.seg"))
+
+
+def test_parent_and_child_each_send_their_own_events_once(
+    kafka_settings: KafkaSettings, topics: TopicSettings, tmp_path: Path
+) -> None:
+    reports = run("fork", kafka_settings.bootstrap_servers, topics.events, str(tmp_path), "500")
+    by_who = {r["who"]: r for r in reports}
+    assert by_who["child"]["stats"]["tracked"] == 500  # the child's counters are its own
+    assert by_who["parent"]["stats"]["tracked"] == 1000
+    for report in reports:
+        balanced(report["stats"])
+    expected = set(by_who["child"]["ids"]) | set(by_who["parent"]["ids"])
+    records = read_topic(kafka_settings, topics.events, 1500)
+    counts = counts_by_id(records)
+    assert set(counts) == expected and set(counts.values()) == {1}
+    users = {str(r.event.event_id): r.event.user_id for r in records}
+    assert {users[i] for i in by_who["child"]["ids"]} == {"user-child"}
