@@ -26,6 +26,10 @@ class ExportConfig(BaseModel):
     """Level of JSONL zstd compression."""
     pseudonym_key: SecretStr | None = None
     """HMAC-SHA256 key for ``pseudonymise``; exports that ask for it fail without one."""
+    workers: int = Field(default=0, ge=0, le=64)
+    """Processes that decode and shape records (0: one per CPU, at most 4)."""
+    parallel_min_records: int = Field(default=50_000, ge=0)
+    """Smaller ranges are shaped in the main process (starting workers costs about a second)."""
     poll_batch: int = Field(default=5_000, ge=1, le=100_000)
     stall_seconds: float = Field(default=60.0, gt=0)
     """Fail a partition that delivers nothing for this long before its end offset."""

@@ -2,21 +2,25 @@
 
 One object per line with the Parquet columns as keys, ``properties`` as a nested object and
 ``occurred_at`` as fixed-width UTC text. Compression is deterministic (gzip without a name or a
-modification time, zstd at a fixed level), so the same rows give the same bytes.
+modification time, zstd at a fixed level, both fed fixed-size chunks), so the same rows give
+the same bytes.
 """
 
 from __future__ import annotations
 
 import gzip
-from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-import orjson
 import zstandard
 
 from sinks.export.config import JsonlCompression
-from sinks.export.rows import ExportRow, iso_utc
+
+if TYPE_CHECKING:
+    from sinks.export.shaping import Shaped
+
+CHUNK = 1 << 20
+"""Bytes handed to the compressor at a time (fixed, so output never depends on batch sizes)."""
 
 
 class _Out(Protocol):
@@ -35,33 +39,27 @@ class JsonlWriter:
         self.path = path
         self._raw = path.open("wb")
         self._out: _Out = _compressed(self._raw, compression, zstd_level)
+        self._pending = bytearray()
 
-    def write(self, rows: Sequence[ExportRow]) -> None:
-        self._out.write(b"".join(map(line, rows)))
+    def write(self, shaped: Shaped) -> None:
+        if not shaped.jsonl:
+            return
+        self._pending += shaped.jsonl
+        whole = len(self._pending) // CHUNK * CHUNK
+        for start in range(0, whole, CHUNK):
+            self._out.write(bytes(self._pending[start : start + CHUNK]))
+        del self._pending[:whole]
 
     def close(self) -> None:
+        if self._pending:
+            self._out.write(bytes(self._pending))
+            self._pending.clear()
         self._out.close()
         self._raw.close()
 
     def abort(self) -> None:
+        self._pending.clear()
         self._raw.close()
-
-
-def line(row: ExportRow) -> bytes:
-    head = orjson.dumps(
-        {
-            "event_id": row.event_id,
-            "type": row.type,
-            "user_id": row.user_id,
-            "occurred_at": iso_utc(row.occurred_at),
-            "source": row.source,
-            "schema_version": row.schema_version,
-            "kafka_partition": row.kafka_partition,
-            "kafka_offset": row.kafka_offset,
-        }
-    )
-    # ``properties`` is already compact JSON: splice it in instead of re-encoding it.
-    return b"".join((head[:-1], b',"properties":', row.properties.encode(), b"}\n"))
 
 
 def _compressed(raw: BinaryIO, compression: JsonlCompression, zstd_level: int) -> _Out:

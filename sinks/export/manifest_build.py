@@ -51,7 +51,7 @@ def build_manifest(
             for r in ranges
         ],
         records_read=tally.total_read,
-        exported=tally.outcomes[Outcome.EXPORTED],
+        exported=tally.exported,
         excluded=Excluded(
             erased=tally.outcomes[Outcome.ERASED],
             undecodable=tally.outcomes[Outcome.UNDECODABLE],

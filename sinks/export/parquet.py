@@ -8,15 +8,17 @@ with ``json.loads`` or DuckDB's ``properties::JSON``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sinks.export.config import ParquetCompression
-from sinks.export.rows import COLUMNS, ExportRow
+from sinks.export.rows import COLUMNS, Columns
+
+if TYPE_CHECKING:
+    from sinks.export.shaping import Shaped
 
 FORMAT_VERSION = "1"
 
@@ -41,7 +43,11 @@ assert tuple(SCHEMA.names) == COLUMNS
 
 
 class ParquetWriter:
-    """Buffers at most ``row_group_rows`` rows, then writes them as one row group."""
+    """Buffers at most ``row_group_rows`` rows (as Arrow), then writes them as one row group.
+
+    Row groups hold exactly ``row_group_rows`` rows (the last one fewer), whatever the sizes of
+    the incoming batches, so the file does not depend on how the records were fetched.
+    """
 
     def __init__(
         self,
@@ -53,35 +59,40 @@ class ParquetWriter:
     ) -> None:
         self.path = path
         self._row_group_rows = row_group_rows
-        self._buffer: list[ExportRow] = []
+        self._buffer: list[pa.RecordBatch] = []
+        self._buffered = 0
         self._writer = pq.ParquetWriter(
             str(path), SCHEMA, **_options(compression, compression_level)
         )
 
-    def write(self, rows: Sequence[ExportRow]) -> None:
-        self._buffer.extend(rows)
-        while len(self._buffer) >= self._row_group_rows:
-            group = self._buffer[: self._row_group_rows]
-            del self._buffer[: self._row_group_rows]
-            self._flush(group)
+    def write(self, shaped: Shaped) -> None:
+        if shaped.arrow is None or not shaped.rows:
+            return
+        self._buffer.append(shaped.arrow)
+        self._buffered += shaped.rows
+        if self._buffered >= self._row_group_rows:
+            table = pa.Table.from_batches(self._buffer, SCHEMA)
+            whole = (self._buffered // self._row_group_rows) * self._row_group_rows
+            self._writer.write_table(table.slice(0, whole), row_group_size=self._row_group_rows)
+            rest = table.slice(whole)
+            self._buffer = rest.to_batches() if rest.num_rows else []
+            self._buffered = rest.num_rows
 
     def close(self) -> None:
-        if self._buffer:
-            self._flush(self._buffer)
-            self._buffer = []
+        if self._buffered:
+            table = pa.Table.from_batches(self._buffer, SCHEMA)
+            self._writer.write_table(table, row_group_size=self._row_group_rows)
+        self._buffer, self._buffered = [], 0
         self._writer.close()
 
     def abort(self) -> None:
-        self._buffer = []
+        self._buffer, self._buffered = [], 0
         self._writer.close()
 
-    def _flush(self, rows: Sequence[ExportRow]) -> None:
-        self._writer.write_batch(to_record_batch(rows), row_group_size=len(rows))
 
-
-def to_record_batch(rows: Sequence[ExportRow]) -> pa.RecordBatch:
-    columns = [pa.array([getattr(r, name) for r in rows], f.type) for name, f in _FIELDS]
-    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
+def to_record_batch(columns: Columns) -> pa.RecordBatch:
+    arrays = [pa.array(columns[name], field.type) for name, field in _FIELDS]
+    return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
 
 
 _FIELDS = [(name, SCHEMA.field(name)) for name in COLUMNS]

@@ -22,6 +22,7 @@ class Pseudonymiser:
         if not secret:
             raise ValueError("the pseudonymisation key is empty")
         self._key = secret
+        self.key = key
         self.pseudonym = lru_cache(maxsize=cache_size)(self._compute)
         self.fingerprint = hmac.new(secret, _FINGERPRINT_MESSAGE, hashlib.sha256).hexdigest()[:16]
         """Names the key in manifests (so readers know which datasets join) without leaking it."""

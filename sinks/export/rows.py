@@ -1,11 +1,8 @@
-"""The exported row: the envelope, flattened, plus its position in the log (pure)."""
+"""The exported columns: the envelope, flattened, plus the record's position in the log."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-
-from schemas import Event
 
 COLUMNS = (
     "event_id",
@@ -18,38 +15,11 @@ COLUMNS = (
     "kafka_partition",
     "kafka_offset",
 )
+"""``event_id`` canonical lower-case UUID text; ``user_id`` the id or its pseudonym;
+``occurred_at`` UTC with microseconds; ``properties`` the validated properties as compact JSON
+text (unset optional fields omitted)."""
 
-
-@dataclass(frozen=True, slots=True)
-class ExportRow:
-    event_id: str
-    """Canonical lower-case UUID text."""
-    type: str
-    user_id: str
-    """The user id, or its pseudonym when the export is pseudonymised."""
-    occurred_at: datetime
-    """UTC, microsecond precision."""
-    source: str
-    schema_version: int
-    properties: str
-    """The validated properties as compact JSON text (unset optional fields omitted)."""
-    kafka_partition: int
-    kafka_offset: int
-
-
-def export_row(event: Event, partition: int, offset: int, user_id: str) -> ExportRow:
-    props = event.properties
-    return ExportRow(
-        event_id=str(event.event_id),
-        type=event.type,
-        user_id=user_id,
-        occurred_at=event.occurred_at,
-        source=event.source,
-        schema_version=event.schema_version,
-        properties=props.__pydantic_serializer__.to_json(props, exclude_none=True).decode(),
-        kafka_partition=partition,
-        kafka_offset=offset,
-    )
+Columns = dict[str, list[object]]
 
 
 def iso_utc(moment: datetime) -> str:

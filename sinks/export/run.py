@@ -5,25 +5,25 @@ The CLI, the HTTP endpoint and the tests all go through :func:`run_export`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence, Set
+import os
+from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
-from schemas import InvalidEvent, decode
 from sinks.export.config import ExportConfig, ExportRequest, Format, LogRange
 from sinks.export.dataset import DatasetDir
 from sinks.export.errors import PseudonymKeyMissing
 from sinks.export.jsonl import SUFFIX, JsonlWriter
 from sinks.export.manifest import FileManifest, Manifest, content_hash, file_sha256
 from sinks.export.manifest_build import build_manifest
+from sinks.export.parallel import ShapePool
 from sinks.export.parquet import ParquetWriter
 from sinks.export.privacy import Pseudonymiser
 from sinks.export.progress import NoProgress, Progress
 from sinks.export.ranges import PartitionRange, epoch_ms, from_times, resolve
-from sinks.export.reader import LogReader, Message
-from sinks.export.rows import ExportRow, export_row
-from sinks.export.selection import Outcome, Selection
+from sinks.export.reader import LogReader
+from sinks.export.shaping import ShapeSpec, Task
 from sinks.export.tally import Tally
 from sinks.export.writers import DataWriter
 
@@ -63,17 +63,16 @@ def run_export(
 ) -> Manifest:
     pseudonymiser = _pseudonymiser(request, config)
     ranges = plan(reader, request.range)
+    total = sum(r.size for r in ranges)
     dataset = DatasetDir(config.output_dir, request.name, overwrite=request.overwrite)
     dataset.open()
     outputs: list[Written] = []
     progress = progress or NoProgress()
     try:
         outputs = _open_writers(request, config, dataset)
-        tally = Tally()
-        progress.start(sum(r.size for r in ranges))
-        stream = _Stream(Selection(request.filters, erased), pseudonymiser, tally)
-        for prange in ranges:
-            _copy_partition(reader, prange, stream, [o.writer for o in outputs], progress)
+        progress.start(total)
+        spec = _spec(request, erased, pseudonymiser)
+        tally = _copy(reader, ranges, spec, outputs, progress, workers=_workers(config, total))
         for output in outputs:
             output.writer.close()
         files = [_describe(o, tally) for o in outputs]
@@ -92,49 +91,50 @@ def run_export(
         progress.close()
 
 
-class _Stream:
-    """Decode, select and shape one batch of records into rows (pure apart from counting)."""
-
-    def __init__(self, selection: Selection, pseudonymiser: Pseudonymiser | None, tally: Tally):
-        self._selection = selection
-        self._pseudonym = pseudonymiser.pseudonym if pseudonymiser else None
-        self._tally = tally
-
-    def rows(self, partition: int, batch: Sequence[Message]) -> list[ExportRow]:
-        self._tally.read(partition, len(batch))
-        rows = []
-        for msg in batch:
-            try:
-                event = decode(msg.value())
-            except InvalidEvent:
-                self._tally.left_out(Outcome.UNDECODABLE)
-                continue
-            outcome = self._selection.outcome(event)
-            if outcome is not Outcome.EXPORTED:
-                self._tally.left_out(outcome)
-                continue
-            self._tally.exported(event.type, event.schema_version)
-            user = self._pseudonym(event.user_id) if self._pseudonym else event.user_id
-            rows.append(export_row(event, partition, msg.offset(), user))
-        return rows
-
-
-def _copy_partition(
+def _copy(
     reader: LogReader,
-    prange: PartitionRange,
-    stream: _Stream,
-    writers: list[DataWriter],
+    ranges: list[PartitionRange],
+    spec: ShapeSpec,
+    outputs: list[Written],
     progress: Progress,
-) -> None:
-    position = prange.start
-    for batch in reader.read(prange):
-        rows = stream.rows(prange.partition, batch)
-        for writer in writers:
-            writer.write(rows)
-        next_position = batch[-1].offset() + 1
-        progress.advance(next_position - position)
-        position = next_position
-    progress.advance(prange.end - position)
+    *,
+    workers: int,
+) -> Tally:
+    tally = Tally()
+    positions = {r.partition: r.start for r in ranges}
+    pool = ShapePool(spec, workers)
+    try:
+        for shaped in pool.map(tasks(reader, ranges)):
+            tally.add(shaped.partition, shaped.counts)
+            for output in outputs:
+                output.writer.write(shaped)
+            progress.advance(shaped.last_offset + 1 - positions[shaped.partition])
+            positions[shaped.partition] = shaped.last_offset + 1
+    finally:
+        pool.close()
+    progress.advance(sum(r.end - positions[r.partition] for r in ranges))
+    return tally
+
+
+def tasks(reader: LogReader, ranges: list[PartitionRange]) -> Iterator[Task]:
+    """The records of every range, in export order, as batches detached from the consumer."""
+    for prange in ranges:
+        for batch in reader.read(prange):
+            offsets = [msg.offset() for msg in batch]
+            yield Task(prange.partition, offsets, [msg.value() for msg in batch])
+
+
+def _spec(
+    request: ExportRequest, erased: Set[str], pseudonymiser: Pseudonymiser | None
+) -> ShapeSpec:
+    key = pseudonymiser.key if pseudonymiser is not None else None
+    return ShapeSpec(request.formats, request.filters, frozenset(erased), key)
+
+
+def _workers(config: ExportConfig, total: int) -> int:
+    if total < config.parallel_min_records:
+        return 1
+    return config.workers or min(os.cpu_count() or 1, 4)
 
 
 def _open_writers(
@@ -164,7 +164,7 @@ def _describe(output: Written, tally: Tally) -> FileManifest:
         name=path.name,
         format=output.format,
         compression=output.compression,
-        rows=tally.outcomes[Outcome.EXPORTED],
+        rows=tally.exported,
         bytes=path.stat().st_size,
         sha256=file_sha256(path),
     )

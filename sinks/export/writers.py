@@ -1,19 +1,19 @@
-"""What the dataset formats have in common: write batches of rows, then close."""
+"""What the dataset formats have in common: write shaped batches, then close."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from sinks.export.rows import ExportRow
+if TYPE_CHECKING:
+    from sinks.export.shaping import Shaped
 
 
 class DataWriter(Protocol):
     path: Path
     """The data file being written (inside the dataset's partial directory)."""
 
-    def write(self, rows: Sequence[ExportRow]) -> None: ...
+    def write(self, shaped: Shaped) -> None: ...
 
     def close(self) -> None:
         """Flush everything and close the file (it is complete on return)."""

@@ -105,6 +105,18 @@ def test_200k_export_equals_analytics_events_in_both_formats(
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 _KILLABLE = """
 import sys
 from pydantic import SecretStr
@@ -132,8 +144,14 @@ def test_sigkilled_export_leaves_no_dataset_that_looks_complete(
         assert proc.poll() is None, "the export ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.02)
+    workers = _children(proc.pid)
+    assert workers, "a 200k-event export shapes records in worker processes"
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, "export workers outlived the killed export"
+        time.sleep(0.1)
 
     assert not (tmp_path / "killed").exists()
     assert not list(tmp_path.rglob(MANIFEST_FILE))

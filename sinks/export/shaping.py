@@ -1,0 +1,123 @@
+"""Decode, select and shape a batch of records into format-ready columns (pure, picklable).
+
+This is the per-record work of an export, so it is what runs in the worker processes of
+:mod:`sinks.export.parallel`; the main process only consumes and writes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import orjson
+import pyarrow as pa
+from pydantic import SecretStr
+
+from schemas import InvalidEvent, decode
+from sinks.export.config import Filters, Format
+from sinks.export.parquet import to_record_batch
+from sinks.export.privacy import Pseudonymiser
+from sinks.export.rows import COLUMNS, Columns, iso_utc
+from sinks.export.selection import Outcome, Selection
+
+
+@dataclass(frozen=True, slots=True)
+class ShapeSpec:
+    """Everything a worker needs to shape batches the same way the main process would."""
+
+    formats: tuple[Format, ...]
+    filters: Filters
+    erased: frozenset[str]
+    pseudonym_key: SecretStr | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    partition: int
+    offsets: list[int]
+    values: list[bytes | None]
+
+
+@dataclass(slots=True)
+class Counts:
+    read: int = 0
+    outcomes: Counter[Outcome] = field(default_factory=Counter)
+    versions: Counter[tuple[str, int]] = field(default_factory=Counter)
+    """Exported rows per (type, schema_version)."""
+
+
+@dataclass(slots=True)
+class Shaped:
+    partition: int
+    last_offset: int
+    rows: int
+    counts: Counts
+    arrow: pa.RecordBatch | None = None
+    jsonl: bytes | None = None
+
+
+class Shaper:
+    def __init__(self, spec: ShapeSpec) -> None:
+        self._spec = spec
+        self._selection = Selection(spec.filters, spec.erased)
+        key = spec.pseudonym_key
+        self._pseudonym = Pseudonymiser(key).pseudonym if key is not None else None
+
+    def shape(self, task: Task) -> Shaped:
+        counts = Counts(read=len(task.values))
+        columns: Columns = {name: [] for name in COLUMNS}
+        for offset, value in zip(task.offsets, task.values, strict=True):
+            try:
+                event = decode(value)
+            except InvalidEvent:
+                counts.outcomes[Outcome.UNDECODABLE] += 1
+                continue
+            outcome = self._selection.outcome(event)
+            counts.outcomes[outcome] += 1
+            if outcome is not Outcome.EXPORTED:
+                continue
+            counts.versions[(event.type, event.schema_version)] += 1
+            props = event.properties
+            user = self._pseudonym(event.user_id) if self._pseudonym else event.user_id
+            columns["event_id"].append(str(event.event_id))
+            columns["type"].append(event.type)
+            columns["user_id"].append(user)
+            columns["occurred_at"].append(event.occurred_at)
+            columns["source"].append(event.source)
+            columns["schema_version"].append(event.schema_version)
+            columns["properties"].append(
+                props.__pydantic_serializer__.to_json(props, exclude_none=True).decode()
+            )
+            columns["kafka_partition"].append(task.partition)
+            columns["kafka_offset"].append(offset)
+        return self._shaped(task, counts, columns)
+
+    def _shaped(self, task: Task, counts: Counts, columns: Columns) -> Shaped:
+        rows = len(columns["event_id"])
+        shaped = Shaped(task.partition, task.offsets[-1], rows, counts)
+        if "parquet" in self._spec.formats:
+            shaped.arrow = to_record_batch(columns)
+        if "jsonl" in self._spec.formats:
+            shaped.jsonl = jsonl_lines(columns)
+        return shaped
+
+
+def jsonl_lines(columns: Columns) -> bytes:
+    """One JSON object per row: the columns as keys, ``properties`` as a nested object."""
+    lines = []
+    for i, props in enumerate(columns["properties"]):
+        head = orjson.dumps(
+            {
+                "event_id": columns["event_id"][i],
+                "type": columns["type"][i],
+                "user_id": columns["user_id"][i],
+                "occurred_at": iso_utc(columns["occurred_at"][i]),  # type: ignore[arg-type]
+                "source": columns["source"][i],
+                "schema_version": columns["schema_version"][i],
+                "kafka_partition": columns["kafka_partition"][i],
+                "kafka_offset": columns["kafka_offset"][i],
+            }
+        )
+        # ``properties`` is already compact JSON: splice it in instead of re-encoding it.
+        lines.append(b"".join((head[:-1], b',"properties":', str(props).encode(), b"}\n")))
+    return b"".join(lines)
