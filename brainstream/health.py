@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import confluent_kafka.admin
 import psycopg
 from confluent_kafka import (
-    ConsumerGroupTopicPartitions,
+    Consumer,
     IsolationLevel,
+    KafkaError,
     KafkaException,
     TopicPartition,
 )
@@ -33,6 +34,7 @@ from schemas.config import TopicSettings
 from schemas.db import EVENTS_TABLE, STREAM_OFFSETS_TABLE
 
 LagSource = Literal["kafka", "fence"]
+_T = TypeVar("_T")
 _OffsetSpec: Any = confluent_kafka.admin.OffsetSpec  # type: ignore[attr-defined]
 
 
@@ -219,14 +221,47 @@ def _iso(at: datetime | None) -> str | None:
 
 
 # -- Kafka ---------------------------------------------------------------------------------------
+class KafkaClients:
+    """An admin client and, per group, a consumer that only reads the group's commits.
+
+    Committed offsets are read with ``Consumer.committed()`` (the consumer never subscribes, so
+    it never joins the group), not ``AdminClient.list_consumer_group_offsets``: librdkafka
+    crashes the process when that admin request meets NOT_COORDINATOR, as it does while a
+    broker restarts (confluentinc/librdkafka#5040, confluent-kafka-python#1982).
+    """
+
+    def __init__(self, conf: dict[str, Any], timeout: float) -> None:
+        self._conf = {**conf, "socket.timeout.ms": int(timeout * 1000)}
+        self._admin: AdminClient | None = None
+        self._consumers: dict[str, Consumer] = {}
+
+    def admin(self) -> AdminClient:
+        if self._admin is None:
+            self._admin = AdminClient(self._conf)
+        return self._admin
+
+    def consumer(self, group: str) -> Consumer:
+        if group not in self._consumers:
+            conf = {**self._conf, "group.id": group, "enable.auto.commit": False}
+            self._consumers[group] = Consumer(conf)
+        return self._consumers[group]
+
+    def close(self) -> None:
+        for consumer in self._consumers.values():
+            consumer.close()
+        self._consumers.clear()
+        self._admin = None
+
+
 def kafka_facts(
-    admin: AdminClient,
+    clients: KafkaClients,
     topics: TopicSettings,
     groups: Iterable[str],
     timeout: float,
     fences: Iterable[Fence] = (),
 ) -> KafkaFacts:
     """End offsets, lag per group (Kafka commits, then fences) and the dead-letter count."""
+    admin = clients.admin()
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
@@ -238,7 +273,7 @@ def kafka_facts(
     starts = _offsets(admin, topics.events, partitions, _OffsetSpec.earliest(), timeout)
     lags: list[PartitionLag] = []
     for group in groups:
-        committed = _committed(admin, group, topics.events, partitions, timeout)
+        committed = _committed(clients.consumer(group), group, topics.events, partitions, timeout)
         lags += lag_rows(group, committed, ends, starts)
     lags += fence_lags(fences, ends)
     return KafkaFacts(ends, lags, _dlq_size(admin, metadata, topics.dlq, timeout))
@@ -255,27 +290,50 @@ def _offsets(
     admin: AdminClient, topic: str, partitions: list[int], spec: Any, timeout: float
 ) -> dict[int, int]:
     request = {TopicPartition(topic, p): spec for p in partitions}
-    try:
+
+    def ask() -> dict[int, int]:
         futures = admin.list_offsets(
             request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout
         )
         return {tp.partition: int(f.result(timeout).offset) for tp, f in futures.items()}
-    except KafkaException as exc:
-        raise HealthCheckError("kafka", f"offsets of {topic} unavailable ({_name(exc)})") from None
+
+    return _retrying(ask, timeout, f"offsets of {topic}")
 
 
 def _committed(
-    admin: AdminClient, group: str, topic: str, partitions: list[int], timeout: float
+    consumer: Consumer, group: str, topic: str, partitions: list[int], timeout: float
 ) -> dict[int, int | None]:
-    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
-    try:
-        future = admin.list_consumer_group_offsets([request], request_timeout=timeout)[group]
-        result = future.result(timeout)
-    except KafkaException as exc:
-        raise HealthCheckError(
-            "kafka", f"offsets of group {group} unavailable ({_name(exc)})"
-        ) from None
-    return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in result.topic_partitions}
+    request = [TopicPartition(topic, p) for p in partitions]
+
+    def ask() -> dict[int, int | None]:
+        found = consumer.committed(request, timeout=timeout)
+        return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in found}
+
+    return _retrying(ask, timeout, f"offsets of group {group}")
+
+
+_TRANSIENT = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
+
+
+def _retrying(ask: Callable[[], _T], timeout: float, what: str) -> _T:
+    """Retries transient broker errors (a group coordinator moving or still loading)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return ask()
+        except KafkaException as exc:
+            err: Any = exc.args[0] if exc.args else None
+            code = err.code() if hasattr(err, "code") else None
+            transient = code in _TRANSIENT or bool(hasattr(err, "retriable") and err.retriable())
+            if not transient or time.monotonic() + 0.25 > deadline:
+                raise HealthCheckError("kafka", f"{what} unavailable ({_name(exc)})") from None
+            time.sleep(0.25)
 
 
 def _dlq_size(admin: AdminClient, metadata: Any, topic: str, timeout: float) -> int:
@@ -342,10 +400,10 @@ class Probe:
     limits: Thresholds = Thresholds()
     wall: Callable[[], datetime] = lambda: datetime.now(UTC)
 
-    def admin(self) -> AdminClient:
-        return AdminClient({**self.kafka_conf, "socket.timeout.ms": int(self.timeout * 1000)})
+    def clients(self) -> KafkaClients:
+        return KafkaClients(self.kafka_conf, self.timeout)
 
-    def check(self, admin: AdminClient | None = None) -> HealthReport:
+    def check(self, clients: KafkaClients | None = None) -> HealthReport:
         failures: dict[str, str] = {}
         database: DatabaseFacts | None = None
         kafka: KafkaFacts | None = None
@@ -355,10 +413,15 @@ class Probe:
             failures[exc.component] = exc.reason
         fences = database.fences if database is not None else []
         groups = dict.fromkeys([*self.groups, *(f.group for f in fences)])
+        own = clients is None
+        kafka_clients = clients if clients is not None else self.clients()
         try:
-            kafka = kafka_facts(admin or self.admin(), self.topics, groups, self.timeout, fences)
+            kafka = kafka_facts(kafka_clients, self.topics, groups, self.timeout, fences)
         except HealthCheckError as exc:
             failures[exc.component] = exc.reason
+        finally:
+            if own:
+                kafka_clients.close()
         report = HealthReport(self.wall(), kafka, database, failures)
         return replace(report, problems=problems(report, self.limits))
 
@@ -372,7 +435,7 @@ class HealthMonitor:
         self._probe = probe
         self._ttl = ttl
         self._clock = clock
-        self._admin: AdminClient | None = None
+        self._clients: KafkaClients | None = None
         self._last: tuple[float, HealthReport] | None = None
         self._lock = threading.Lock()
 
@@ -384,11 +447,17 @@ class HealthMonitor:
         now = self._clock()
         if self._last is not None and now - self._last[0] < self._ttl:
             return self._last[1]
-        if self._admin is None:
-            self._admin = self._probe.admin()
-        report = self._probe.check(self._admin)
+        if self._clients is None:
+            self._clients = self._probe.clients()
+        report = self._probe.check(self._clients)
         if self._last is not None:
             then, previous = self._last
             report = replace(report, rates=rates(previous, report, now - then))
         self._last = (now, report)
         return report
+
+    def close(self) -> None:
+        with self._lock:
+            if self._clients is not None:
+                self._clients.close()
+                self._clients = None

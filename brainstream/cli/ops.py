@@ -12,7 +12,7 @@ from brainstream.health import HealthReport, Probe, Thresholds
 from brainstream.settings import Settings
 from brainstream.settings_dashboard import DashboardSettings
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

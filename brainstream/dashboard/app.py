@@ -71,6 +71,7 @@ def create_app(config: DashboardConfig) -> Starlette:
             yield
         finally:
             pool.close()
+            config.monitor.close()
 
     def measured(route: str, endpoint: Endpoint) -> Endpoint:
         def serve(request: Request) -> Response:

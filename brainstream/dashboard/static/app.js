@@ -15,10 +15,11 @@ async function getJSON(url) {
   return body;
 }
 
-function cell(text, { num = false, value = null } = {}) {
+function cell(text, { num = false, value = null, time = false } = {}) {
   const td = document.createElement("td");
   td.textContent = text;
   if (num) td.className = "num";
+  if (time) td.className = "time";
   if (value !== null) td.dataset.value = String(value);
   return td;
 }
@@ -34,11 +35,13 @@ function setNumber(el, n) {
   el.textContent = fmt.format(n);
 }
 
-function when(iso) {
-  if (!iso) return "never";
+function when(el, iso) {
+  if (!iso) { el.textContent = "never"; el.title = ""; return; }
   const d = new Date(iso);
   const ago = Math.max(0, Math.round((Date.now() - d.getTime()) / 1000));
-  return `${d.toISOString().replace("T", " ").slice(0, 19)} (${ago} s ago)`;
+  const span = ago < 120 ? `${ago} s` : ago < 7200 ? `${Math.round(ago / 60)} min` : `${Math.round(ago / 3600)} h`;
+  el.textContent = `${d.toISOString().slice(11, 19)} UTC, ${span} ago`;
+  el.title = d.toISOString();
 }
 
 function bucketLabel(iso, granularity) {
@@ -55,23 +58,20 @@ function renderSeries(series) {
     label: type,
     data: series.counts[type],
     borderColor: PALETTE[i % PALETTE.length],
-    backgroundColor: PALETTE[i % PALETTE.length] + "55",
-    fill: true,
-    pointRadius: 0,
-    borderWidth: 1.5,
-    tension: 0.2,
+    backgroundColor: PALETTE[i % PALETTE.length] + "cc",
+    borderWidth: 0,
   }));
   if (window.Chart) {
     if (!state.chart) {
       state.chart = new window.Chart($("series-chart"), {
-        type: "line",
+        type: "bar",
         data: { labels, datasets },
         options: {
           animation: false,
           maintainAspectRatio: false,
           interaction: { mode: "index", intersect: false },
           scales: { y: { stacked: true, beginAtZero: true, title: { display: true, text: "events" } },
-                    x: { ticks: { maxTicksLimit: 12 } } },
+                    x: { stacked: true, ticks: { maxTicksLimit: 12 } } },
           plugins: { legend: { position: "bottom" } },
         },
       });
@@ -83,7 +83,7 @@ function renderSeries(series) {
   }
   const total = types.reduce((s, t) => s + series.counts[t].reduce((a, b) => a + b, 0), 0);
   $("series-chart").setAttribute("aria-label",
-    `Stacked chart of ${fmt.format(total)} events over ${labels.length} ${series.granularity} ` +
+    `Stacked bar chart of ${fmt.format(total)} events over ${labels.length} ${series.granularity} ` +
     `buckets for ${types.length} event types; the same data is in the table below`);
   const head = $("series-table").tHead;
   head.replaceChildren(row(...["Bucket", ...types].map((t) => {
@@ -129,8 +129,10 @@ function renderHealth(h) {
   const k = h.kafka;
   if (k) setNumber($("dlq-count"), k.dlq_records);
   $("rate-in").textContent = h.rates ? h.rates.events_in.toFixed(1) : "–";
-  $("last-raw").textContent = h.database ? when(h.database.last_raw_write) : "unknown";
-  $("last-agg").textContent = h.database ? when(h.database.last_aggregate_write) : "unknown";
+  for (const [id, key] of [["last-raw", "last_raw_write"], ["last-agg", "last_aggregate_write"]]) {
+    if (h.database) when($(id), h.database[key]);
+    else $(id).textContent = "unknown (database down)";
+  }
   const rates = h.rates ? Object.entries(h.rates.consumed) : [];
   $("rates-table").tBodies[0].replaceChildren(...rates.map(([group, r]) =>
     row(cell(group), cell(r.toFixed(1), { num: true, value: r }))));
@@ -156,10 +158,10 @@ async function lookUp(userId, after) {
     timeline.replaceChildren();
     $("user-counts").tBodies[0].replaceChildren(...data.counts.map((c) => row(
       cell(c.event_type), cell(fmt.format(c.events), { num: true, value: c.events }),
-      cell(c.last_seen.slice(0, 19).replace("T", " ")))));
+      cell(c.last_seen.slice(0, 19).replace("T", " "), { time: true }))));
   }
   timeline.append(...data.events.map((e) => {
-    const tr = row(cell(e.occurred_at.slice(0, 23).replace("T", " ")), cell(e.event_type),
+    const tr = row(cell(e.occurred_at.slice(0, 23).replace("T", " "), { time: true }), cell(e.event_type),
       cell(e.source), cell(JSON.stringify(e.properties)));
     tr.dataset.eventId = e.event_id;
     return tr;

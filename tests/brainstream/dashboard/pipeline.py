@@ -1,0 +1,168 @@
+"""A small real pipeline for the dashboard's tests: produce, the real sink, aggregates, the app.
+
+The aggregate worker (``streams/``) is not part of this repository yet, so ``fold_aggregates``
+stands in for it: it rebuilds the aggregate tables and the worker's offset fence from the raw
+table with SQL that follows their definitions (``schemas/sql/0002_aggregates.sql``).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import uvicorn
+from confluent_kafka import Producer
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+
+from brainstream.dashboard import DashboardConfig, create_app
+from brainstream.health import HealthMonitor, Probe
+from schemas import Event, to_record
+from schemas.config import KafkaSettings, TopicSettings
+from sinks.config import SinkConfig
+from sinks.consumer import Sink
+from sinks.health import serve
+from sinks.metrics import SinkMetrics
+from tests.fixtures.samples import sample_event
+
+TYPES = ("page_view", "search", "login", "task_created", "file_upload")
+WORKER_GROUP = "test-worker"
+
+
+def make_events(count: int, users: list[str], *, now: datetime | None = None) -> list[Event]:
+    """``count`` events spread over users and types, within the last 50 minutes."""
+    now = now or datetime.now(UTC)
+    return [
+        sample_event(
+            TYPES[i % len(TYPES)],
+            user_id=users[(i * 7) % len(users)],
+            occurred_at=now - timedelta(seconds=(i * 37) % 3000),
+        )
+        for i in range(count)
+    ]
+
+
+def produce(kafka: KafkaSettings, topic: str, events: list[Event]) -> None:
+    producer = Producer({**kafka.librdkafka(), "linger.ms": 5})
+    for event in events:
+        key, value, headers = to_record(event)
+        producer.produce(topic, value=value, key=key, headers=list(headers))
+    assert producer.flush(30) == 0
+
+
+@contextmanager
+def running_sink(
+    kafka: KafkaSettings, topics: TopicSettings, conninfo: str, group: str, metrics_port: int
+) -> Iterator[Sink]:
+    """The real raw sink in a thread, with its own /metrics server."""
+    config = SinkConfig(group_id=group, batch_max_seconds=0.1, session_timeout_ms=6_000)
+    sink = Sink(config, kafka.librdkafka(), topics, conninfo, SinkMetrics(CollectorRegistry()))
+    server = serve(sink.metrics.registry, sink.health, metrics_port, host="127.0.0.1")
+    stop = threading.Event()
+    thread = threading.Thread(target=sink.run, args=(stop,), name="test-sink", daemon=True)
+    thread.start()
+    try:
+        yield sink
+    finally:
+        stop.set()
+        thread.join(30)
+        server.shutdown()
+        server.server_close()
+
+
+_FOLD = [
+    "DELETE FROM agg_type_buckets",
+    "DELETE FROM agg_user_buckets",
+    "DELETE FROM agg_user_totals",
+    "INSERT INTO agg_type_buckets (granularity, bucket, event_type, event_count, distinct_users)"
+    " SELECT g, date_trunc(g, occurred_at, 'UTC'), event_type, count(*), count(DISTINCT user_id)"
+    " FROM analytics_events, unnest(ARRAY['minute', 'hour', 'day']) AS g GROUP BY 1, 2, 3",
+    "INSERT INTO agg_user_buckets"
+    " (granularity, bucket, user_id, event_type, event_count, first_seen, last_seen)"
+    " SELECT g, date_trunc(g, occurred_at, 'UTC'), user_id, event_type, count(*),"
+    " min(occurred_at), max(occurred_at)"
+    " FROM analytics_events, unnest(ARRAY['minute', 'hour', 'day']) AS g GROUP BY 1, 2, 3, 4",
+    "INSERT INTO agg_user_totals (user_id, event_type, event_count, first_seen, last_seen)"
+    " SELECT user_id, event_type, count(*), min(occurred_at), max(occurred_at)"
+    " FROM analytics_events GROUP BY 1, 2",
+]
+_FENCE = (
+    "INSERT INTO stream_offsets (consumer_group, topic, kafka_partition, next_offset)"
+    " SELECT %(group)s, %(topic)s, kafka_partition, max(kafka_offset) + 1 FROM analytics_events"
+    " GROUP BY kafka_partition"
+    " ON CONFLICT (consumer_group, topic, kafka_partition)"
+    " DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()"
+)
+
+
+def fold_aggregates(conninfo: str, topic: str) -> None:
+    """Stand-in for the aggregate worker: aggregates and fence rebuilt from the raw table."""
+    with psycopg.connect(conninfo) as conn:
+        for statement in _FOLD:
+            conn.execute(statement)
+        conn.execute(_FENCE, {"group": WORKER_GROUP, "topic": topic})
+
+
+def raw_count(conninfo: str) -> int:
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute("SELECT count(*) FROM analytics_events").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.2)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def dashboard_app(
+    kafka: KafkaSettings, topics: TopicSettings, conninfo: str, groups: tuple[str, ...]
+) -> Starlette:
+    probe = Probe(kafka.librdkafka(), topics, conninfo, groups, timeout=5.0)
+    monitor = HealthMonitor(probe, ttl=0.5)
+    return create_app(
+        DashboardConfig(conninfo=conninfo, monitor=monitor, refresh_seconds=1.0, timeline_page=10)
+    )
+
+
+@contextmanager
+def serving(app: Starlette) -> Iterator[str]:
+    """``app`` under uvicorn in a thread; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="test-dashboard", daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, 30, "uvicorn to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def sql_rows(conninfo: str, query: str, params: dict[str, Any] | None = None) -> list[Any]:
+    with psycopg.connect(conninfo) as conn:
+        return conn.execute(query, params).fetchall()
