@@ -1,0 +1,104 @@
+"""Helpers shared by the sink's tests."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import psycopg
+from confluent_kafka import Producer
+
+from schemas import Event, to_record
+from schemas.config import KafkaSettings, TopicSettings
+from sinks.config import SinkConfig
+from sinks.consumer import Sink
+from sinks.records import Incoming
+
+_offsets: Iterator[int] = itertools.count()
+
+
+def as_incoming(
+    event: Event,
+    *,
+    topic: str = "t.events",
+    partition: int = 0,
+    offset: int | None = None,
+    timestamp_ms: int | None = None,
+) -> Incoming:
+    key, value, headers = to_record(event)
+    return Incoming(
+        topic=topic,
+        partition=partition,
+        offset=next(_offsets) if offset is None else offset,
+        key=key,
+        value=value,
+        headers=list(headers),
+        timestamp_ms=timestamp_ms,
+    )
+
+
+def raw_incoming(value: bytes | None, *, offset: int = 0, partition: int = 0) -> Incoming:
+    return Incoming("t.events", partition, offset, b"k", value, [("h", b"v")], 1_700_000_000_000)
+
+
+# -- integration helpers ---------------------------------------------------------------------
+Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+
+
+def produce(kafka: KafkaSettings, topic: str, records: list[Record]) -> None:
+    producer = Producer({**kafka.librdkafka(), "linger.ms": 20, "enable.idempotence": True})
+    for key, value, headers in records:
+        while True:
+            try:
+                producer.produce(topic, value, key, headers=headers)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+def event_records(events: list[Event]) -> list[Record]:
+    return [(k, v, list(h)) for k, v, h in map(to_record, events)]  # type: ignore[misc]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.2)
+
+
+def count_rows(conninfo: str, where: str = "true") -> int:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(f"SELECT count(*) FROM analytics_events WHERE {where}").fetchone()
+        return int(row[0]) if row else -1  # type: ignore[call-overload]
+
+
+@contextmanager
+def running_sink(
+    config: SinkConfig, kafka: KafkaSettings, topics: TopicSettings, conninfo: str
+) -> Iterator[Sink]:
+    sink = Sink(config, kafka.librdkafka(), topics, conninfo)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            sink.run(stop)
+        except BaseException as exc:  # surfaced to the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="sink-under-test")
+    thread.start()
+    try:
+        yield sink
+    finally:
+        stop.set()
+        thread.join(60)
+    assert not thread.is_alive(), "sink did not stop"
+    assert not errors, errors

@@ -1,0 +1,110 @@
+"""Pure decoding: rows, rejections with their stage, and the future-skew policy."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from schemas import MAX_EVENT_BYTES, encode
+from sinks.config import SinkConfig
+from sinks.records import ORIGINAL_OCCURRED_AT, Rejection, Row, split, to_row
+from tests.fixtures.samples import sample_event
+from tests.sinks.conftest import as_incoming, raw_incoming
+
+CONFIG = SinkConfig()
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+T0_MS = int(T0.timestamp() * 1000)
+
+
+def test_a_valid_event_becomes_a_row_with_its_lineage() -> None:
+    event = sample_event("page_view", occurred_at=T0)
+    row = to_row(as_incoming(event, partition=2, offset=41, timestamp_ms=T0_MS), CONFIG)
+    assert isinstance(row, Row)
+    assert (row.event_id, row.occurred_at, row.event_type) == (event.event_id, T0, "page_view")
+    assert (row.kafka_partition, row.kafka_offset, row.user_id) == (2, 41, "user-1")
+    assert json.loads(row.properties) == {
+        "path": "/tasks/42",
+        "referrer": "/dashboard",
+        "duration_ms": 1200,
+    }
+    assert not row.clamped
+
+
+def _valid_dict() -> dict[str, object]:
+    return orjson.loads(encode(sample_event("login")))  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("value", "stage", "field"),
+    [
+        (b"\x00\xffnot json", "decode", "<event>"),
+        (b"", "decode", "<event>"),
+        (None, "decode", "<event>"),
+        (b"x" * (MAX_EVENT_BYTES + 1), "decode", "<event>"),
+        (orjson.dumps({**_valid_dict(), "type": "no_such_type"}), "validate", "type"),
+        (orjson.dumps({**_valid_dict(), "schema_version": "one"}), "validate", "schema_version"),
+        (
+            orjson.dumps({**_valid_dict(), "occurred_at": "2026-03-01T12:00:00"}),
+            "validate",
+            "occurred_at",
+        ),
+    ],
+    ids=["not-json", "empty", "tombstone", "oversize", "unknown-type", "wrong-type", "naive-time"],
+)
+def test_poison_pills_are_rejected_with_stage_and_field(
+    value: bytes | None, stage: str, field: str
+) -> None:
+    result = to_row(raw_incoming(value), CONFIG)
+    assert isinstance(result, Rejection)
+    assert result.stage == stage
+    assert field in [e.field for e in result.errors]
+
+
+def test_rejection_texts_do_not_echo_the_input() -> None:
+    secret = "alice@example.com"
+    value = orjson.dumps({**_valid_dict(), "user_id": secret})
+    result = to_row(raw_incoming(value), CONFIG)
+    assert isinstance(result, Rejection)
+    assert secret not in json.dumps([e.as_dict() for e in result.errors])
+
+
+def test_future_events_are_clamped_to_the_record_time_keeping_the_original() -> None:
+    future = T0 + timedelta(days=3)
+    record = as_incoming(sample_event("logout", occurred_at=future), timestamp_ms=T0_MS)
+    row = to_row(record, CONFIG)
+    assert isinstance(row, Row) and row.clamped
+    assert row.occurred_at == T0
+    assert json.loads(row.properties)[ORIGINAL_OCCURRED_AT] == future.isoformat()
+    assert to_row(record, CONFIG) == row  # deterministic: a redelivery yields the same key
+
+
+def test_future_within_the_skew_is_kept() -> None:
+    near = T0 + timedelta(minutes=30)
+    row = to_row(as_incoming(sample_event("logout", occurred_at=near), timestamp_ms=T0_MS), CONFIG)
+    assert isinstance(row, Row) and row.occurred_at == near and not row.clamped
+
+
+def test_future_events_go_to_the_dlq_when_configured() -> None:
+    config = SinkConfig(future_policy="dlq")
+    future = T0 + timedelta(days=3)
+    result = to_row(
+        as_incoming(sample_event("login", occurred_at=future), timestamp_ms=T0_MS), config
+    )
+    assert isinstance(result, Rejection)
+    assert (result.stage, result.errors[0].rule) == ("validate", "future_skew")
+
+
+def test_late_events_are_kept_as_they_are() -> None:
+    late = T0 - timedelta(days=400)
+    row = to_row(as_incoming(sample_event("login", occurred_at=late), timestamp_ms=T0_MS), CONFIG)
+    assert isinstance(row, Row) and row.occurred_at == late
+
+
+def test_split_keeps_order_and_separates_rejections() -> None:
+    good = [as_incoming(sample_event("search")) for _ in range(3)]
+    rows, rejected = split([good[0], raw_incoming(b"{"), good[1], good[2]], CONFIG)
+    assert [r.origin for r in rows] == good
+    assert len(rejected) == 1
