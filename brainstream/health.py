@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import confluent_kafka.admin
 import psycopg
@@ -426,11 +426,19 @@ class Probe:
         return replace(report, problems=problems(report, self.limits))
 
 
+class Checker(Protocol):
+    """What a monitor needs of a :class:`Probe` (tests pass a fake)."""
+
+    def clients(self) -> KafkaClients: ...
+
+    def check(self, clients: KafkaClients | None = None) -> HealthReport: ...
+
+
 class HealthMonitor:
     """Reuses a report for ``ttl`` seconds and derives rates from consecutive reports."""
 
     def __init__(
-        self, probe: Probe, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic
+        self, probe: Checker, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._probe = probe
         self._ttl = ttl

@@ -13,7 +13,9 @@ from brainstream.dashboard.metrics import families
 from brainstream.health import (
     DatabaseFacts,
     Fence,
+    HealthMonitor,
     HealthReport,
+    KafkaClients,
     KafkaFacts,
     PartitionLag,
     Thresholds,
@@ -108,3 +110,33 @@ def test_metric_families_expose_lag_by_group_and_partition() -> None:
     assert "brainstream_dlq_records 1.0" in text
     assert 'brainstream_component_up{component="kafka"} 1.0' in text
     assert 'brainstream_last_write_timestamp_seconds{table="raw"} 1.767323045e+09' in text
+
+
+class FakeProbe:
+    """Reports whose topic grows by 100 records per check; the sink commits 50 per check."""
+
+    def __init__(self) -> None:
+        self.checks = 0
+
+    def clients(self) -> KafkaClients:
+        return KafkaClients({"bootstrap.servers": "127.0.0.1:1"}, 1.0)
+
+    def check(self, clients: KafkaClients | None = None) -> HealthReport:
+        self.checks += 1
+        return _report({0: 100 * self.checks}, {0: 50 * self.checks})
+
+
+def test_monitor_reuses_a_report_within_its_ttl_and_derives_rates() -> None:
+    now = [0.0]
+    probe = FakeProbe()
+    monitor = HealthMonitor(probe, ttl=1.0, clock=lambda: now[0])
+    first = monitor.current()
+    assert first.rates is None
+    now[0] = 0.5
+    assert monitor.current() is first and probe.checks == 1
+    now[0] = 2.0
+    second = monitor.current()
+    assert probe.checks == 2
+    assert second.rates is not None
+    assert second.rates.events_in == 50.0 and second.rates.consumed == {"sink": 25.0}
+    monitor.close()
