@@ -6,13 +6,18 @@ import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from brainstream.settings import PostgresSettings, Settings
 from brainstream.settings_export import ExportSettings
+
+if TYPE_CHECKING:
+    from sinks.export import ExportRequest, LogRange, Manifest
+    from sinks.export.progress import Progress
+    from sinks.export.reader import LogReader
 
 console = Console(stderr=True)
 export_app = typer.Typer(help="Datasets from the event log: Parquet/JSONL plus a manifest.")
@@ -48,7 +53,7 @@ def parse_offsets(items: list[str]) -> dict[int, int]:
     return offsets
 
 
-def log_range(since: str | None, until: str | None, start: list[str], end: list[str]) -> Any:
+def log_range(since: str | None, until: str | None, start: list[str], end: list[str]) -> LogRange:
     from sinks.export.config import LogRange
 
     return LogRange(
@@ -128,7 +133,7 @@ def export_run(
     )
 
 
-def run_request(request: Any, config: ExportSettings, progress: Any) -> Any:
+def run_request(request: ExportRequest, config: ExportSettings, progress: Progress) -> Manifest:
     """The one code path of an export, for the CLI and the HTTP endpoint."""
     from sinks.export import export
 
@@ -167,33 +172,67 @@ def replay(
     end_offset: list[str] = _END,
     no_progress: bool = _NO_PROGRESS,
 ) -> None:
-    """Rebuild a projection from a range of the log (default: the whole log)."""
+    """Rebuild a projection from the log: --to raw re-feeds analytics_events (idempotent, over
+    the given range, default all); --to aggregates rebuilds the aggregate tables from the whole
+    log into fresh tables and swaps them in atomically."""
     from confluent_kafka import Consumer
 
-    from brainstream.settings_sink import SinkSettings
     from sinks.export.api import GROUP_ID
     from sinks.export.progress import BarProgress
     from sinks.export.reader import LogReader, consumer_conf
-    from sinks.replay import replay_to_raw
 
-    if to != "raw":
-        console.print(f"[red]replay --to {to}: not available (only raw)[/red]")
-        raise typer.Exit(2)
-    settings, config = Settings(), ExportSettings()
+    if to not in ("raw", "aggregates"):
+        raise typer.BadParameter("--to must be raw or aggregates")
     selected = log_range(since, until, start_offset, end_offset)
+    if to == "aggregates" and selected.kind != "all":
+        raise typer.BadParameter("--to aggregates always replays the whole log (no range)")
+    settings, config = Settings(), ExportSettings()
+    progress = BarProgress(enabled=not no_progress, description=f"replay {to}")
     consumer = Consumer(consumer_conf(settings.kafka.librdkafka(), GROUP_ID))
     try:
         reader = LogReader(consumer, settings.topics.events, config)
-        result = replay_to_raw(
-            reader,
-            selected,
-            conninfo(settings.postgres),
-            SinkSettings(),
-            progress=BarProgress(enabled=not no_progress, description="replay"),
-        )
+        if to == "raw":
+            _replay_raw(reader, selected, settings, progress)
+        else:
+            _replay_aggregates(reader, settings, config, progress)
     finally:
         consumer.close()
+
+
+def _replay_raw(
+    reader: LogReader, selected: LogRange, settings: Settings, progress: Progress
+) -> None:
+    from brainstream.settings_sink import SinkSettings
+    from sinks.replay import replay_to_raw
+
+    result = replay_to_raw(
+        reader, selected, conninfo(settings.postgres), SinkSettings(), progress=progress
+    )
     console.print(
         f"replayed {result.read} records: {result.inserted} inserted, {result.duplicates} "
         f"already present, {result.erased} erased, {result.rejected} rejected"
+    )
+
+
+def _replay_aggregates(
+    reader: LogReader, settings: Settings, config: ExportSettings, progress: Progress
+) -> None:
+    from brainstream.rebuild import Target, rebuild_aggregates
+    from brainstream.settings_worker import WorkerSettings
+    from sinks.export import load_erased
+    from streams.records import FutureSkew
+
+    worker = WorkerSettings()
+    target = Target(
+        worker.projection,
+        settings.topics.events,
+        FutureSkew(worker.future_skew_seconds, worker.future_policy),
+    )
+    dsn = conninfo(settings.postgres)
+    erased = load_erased(settings.kafka.librdkafka(), settings.topics, dsn, config)
+    result = rebuild_aggregates(reader, dsn, target, erased, progress=progress)
+    console.print(
+        f"aggregates rebuilt from {result.read} records ({result.counted} counted, "
+        f"{result.erased} erased, {result.invalid} invalid, {result.caught_up} caught up at "
+        f"the swap); fences now {result.fences}"
     )
