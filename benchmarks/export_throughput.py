@@ -197,7 +197,7 @@ def main() -> None:
     result = {
         "name": "export_throughput",
         "ratio": round(ratio, 3),
-        "target": f">= {TARGET}x the plain-consumer floor; peak RSS bounded (not growing with range)",
+        "target": f">= {TARGET}x the plain-consumer floor; peak RSS not growing with the range",
         "meets": ratio >= TARGET and growth < 1.25,
         "quick": args.quick,
         "figures": {
