@@ -1,0 +1,149 @@
+"""Rolling windows answered by summing buckets.
+
+A window covers whole buckets: ``[truncate(now - span), now]`` at the window's granularity
+(minute buckets for 5m and 1h, hour buckets for 24h and 7d), so it may include up to one
+bucket more than the span. Distinct users over a window are exact: counted over the
+per-user buckets, never summed across buckets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import psycopg
+
+from streams.buckets import truncate
+from streams.errors import UnknownWindow
+
+Connection = psycopg.Connection[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    name: str
+    span: timedelta
+    granularity: str
+
+    def start(self, now: datetime) -> datetime:
+        return truncate(now - self.span, self.granularity)
+
+
+WINDOWS: Final[dict[str, Window]] = {
+    w.name: w
+    for w in (
+        Window("5m", timedelta(minutes=5), "minute"),
+        Window("1h", timedelta(hours=1), "minute"),
+        Window("24h", timedelta(hours=24), "hour"),
+        Window("7d", timedelta(days=7), "hour"),
+    )
+}
+
+
+def window(name: str) -> Window:
+    try:
+        return WINDOWS[name]
+    except KeyError:
+        raise UnknownWindow(name, tuple(WINDOWS)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class TypeCount:
+    event_type: str
+    events: int
+    distinct_users: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserCount:
+    event_type: str
+    events: int
+    first_seen: datetime
+    last_seen: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "first_seen": self.first_seen.isoformat(),
+            "last_seen": self.last_seen.isoformat(),
+        }
+
+
+_TYPES = """
+SELECT c.event_type, c.events, coalesce(u.users, 0)
+FROM (SELECT event_type, sum(event_count)::bigint AS events FROM agg_type_buckets
+      WHERE granularity = %(g)s AND bucket >= %(lo)s AND bucket <= %(hi)s GROUP BY 1) c
+LEFT JOIN (SELECT event_type, count(DISTINCT user_id) AS users FROM agg_user_buckets
+           WHERE granularity = %(g)s AND bucket >= %(lo)s AND bucket <= %(hi)s GROUP BY 1) u
+USING (event_type)
+ORDER BY c.events DESC, c.event_type
+"""
+_ALL_USERS = """
+SELECT count(DISTINCT user_id) FROM agg_user_buckets
+WHERE granularity = %(g)s AND bucket >= %(lo)s AND bucket <= %(hi)s
+"""
+_USER = """
+SELECT event_type, sum(event_count)::bigint, min(first_seen), max(last_seen)
+FROM agg_user_buckets
+WHERE user_id = %(u)s AND granularity = %(g)s AND bucket >= %(lo)s AND bucket <= %(hi)s
+GROUP BY 1 ORDER BY 1
+"""
+_TOTALS = """
+SELECT event_type, event_count, first_seen, last_seen FROM agg_user_totals
+WHERE user_id = %s ORDER BY 1
+"""
+
+
+def _range(w: Window, now: datetime | None) -> dict[str, Any]:
+    end = now if now is not None else datetime.now(UTC)
+    return {"g": w.granularity, "lo": w.start(end), "hi": end}
+
+
+def types_in_window(conn: Connection, w: Window, now: datetime | None = None) -> list[TypeCount]:
+    """Events and exact distinct users per type over the window."""
+    rows = conn.execute(_TYPES, _range(w, now)).fetchall()
+    return [TypeCount(t, int(n), int(u)) for t, n, u in rows]
+
+
+def users_in_window(conn: Connection, w: Window, now: datetime | None = None) -> int:
+    """Distinct users of any type over the window."""
+    row = conn.execute(_ALL_USERS, _range(w, now)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def user_in_window(
+    conn: Connection, user_id: str, w: Window, now: datetime | None = None
+) -> list[UserCount]:
+    rows = conn.execute(_USER, {"u": user_id, **_range(w, now)}).fetchall()
+    return [UserCount(t, int(n), f, last) for t, n, f, last in rows]
+
+
+def user_totals(conn: Connection, user_id: str) -> list[UserCount]:
+    rows = conn.execute(_TOTALS, (user_id,)).fetchall()
+    return [UserCount(t, int(n), f, last) for t, n, f, last in rows]
+
+
+def types_json(conn: Connection, w: Window, now: datetime | None = None) -> dict[str, Any]:
+    """The ``/aggregates/types`` document."""
+    counts = types_in_window(conn, w, now)
+    return {
+        "window": w.name,
+        "granularity": w.granularity,
+        "since": w.start(now or datetime.now(UTC)).isoformat(),
+        "types": {c.event_type: {"events": c.events, "users": c.distinct_users} for c in counts},
+        "events": sum(c.events for c in counts),
+        "users": users_in_window(conn, w, now),
+    }
+
+
+def user_json(conn: Connection, user_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """The ``/aggregates/users/{user_id}`` document: lifetime totals and every window."""
+    return {
+        "user_id": user_id,
+        "totals": {c.event_type: c.as_json() for c in user_totals(conn, user_id)},
+        "windows": {
+            name: {c.event_type: c.as_json() for c in user_in_window(conn, user_id, w, now)}
+            for name, w in WINDOWS.items()
+        },
+    }

@@ -1,0 +1,178 @@
+"""Test helpers: synthetic events, the raw table filled by COPY, worker subprocesses."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from schemas import Event, codec, new_event_id
+from schemas.config import KafkaSettings, TopicSettings
+from tests.fixtures.samples import sample_events
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_events(
+    n: int,
+    users: int,
+    *,
+    seed: int = 7,
+    end: datetime | None = None,
+    spread: timedelta = timedelta(hours=3),
+    late_fraction: float = 0.02,
+    late_by: timedelta = timedelta(hours=6),
+) -> list[Event]:
+    """``n`` events of every registered type over ``users`` users, ``spread`` before ``end``;
+    ``late_fraction`` of them occurred ``late_by`` further back (late events)."""
+    rnd = random.Random(seed)
+    templates = sample_events()
+    end = end or datetime.now(UTC)
+    span = spread.total_seconds()
+    out = []
+    for _ in range(n):
+        at = end - timedelta(seconds=rnd.random() * span)
+        if rnd.random() < late_fraction:
+            at -= late_by
+        template = rnd.choice(templates)
+        user = f"u{rnd.randrange(users)}"
+        out.append(
+            template.model_copy(
+                update={"event_id": new_event_id(), "user_id": user, "occurred_at": at}
+            )
+        )
+    return out
+
+
+_COPY_RAW = (
+    "COPY analytics_events (event_id, occurred_at, schema_version, event_type, user_id, source, "
+    "properties) FROM STDIN"
+)
+
+
+def copy_raw(conninfo: str, events: Sequence[Event]) -> None:
+    """Insert ``events`` into ``analytics_events`` (the raw sink's job, done the simple way)."""
+    with (
+        psycopg.connect(conninfo) as conn,
+        conn.cursor() as cur,
+        cur.copy(_COPY_RAW) as copy,
+    ):
+        for e in events:
+            props = e.properties.model_dump_json(exclude_none=True)
+            row = (e.event_id, e.occurred_at, e.schema_version, e.type, e.user_id)
+            copy.write_row((*row, e.source, props))
+
+
+def produce(kafka: KafkaSettings, topic: str, events: Sequence[Event] | Sequence[bytes]) -> None:
+    producer = Producer({**kafka.librdkafka(), "linger.ms": 20, "enable.idempotence": True})
+    for item in events:
+        if isinstance(item, bytes):
+            producer.produce(topic, value=item, key=b"junk")
+        else:
+            key, value, headers = codec.to_record(item)
+            while True:
+                try:
+                    producer.produce(topic, value=value, key=key, headers=headers)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+def end_offsets(kafka: KafkaSettings, topic: str, partitions: int) -> dict[int, int]:
+    consumer = Consumer({**kafka.librdkafka(), "group.id": f"probe-{uuid.uuid4().hex}"})
+    try:
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(partitions)
+        }
+    finally:
+        consumer.close()
+
+
+def fences(conninfo: str, topic: str, projection: str = "aggregates") -> dict[int, int]:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT kafka_partition, next_offset FROM stream_offsets "
+            "WHERE consumer_group = %s AND topic = %s",
+            (projection, topic),
+        ).fetchall()
+    return {int(p): int(n) for p, n in rows}
+
+
+def wait_caught_up(
+    conninfo: str, topic: str, target: dict[int, int], timeout: float = 120.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = fences(conninfo, topic)
+        if all(got.get(p, 0) >= n for p, n in target.items() if n > 0):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"worker did not catch up: fences {got}, end offsets {target}")
+        time.sleep(0.25)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class WorkerEnv:
+    kafka: KafkaSettings
+    postgres_dsn: str
+    schema: str
+    topics: TopicSettings
+    group_id: str
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
+            "BRAINSTREAM_POSTGRES_DSN": self.postgres_dsn,
+            "BRAINSTREAM_POSTGRES_SCHEMA": self.schema,
+            "BRAINSTREAM_TOPIC_EVENTS": self.topics.events,
+            "BRAINSTREAM_WORKER_GROUP_ID": self.group_id,
+            "BRAINSTREAM_WORKER_WEB_PORT": str(free_port()),
+            "BRAINSTREAM_WORKER_SESSION_TIMEOUT_S": "6",
+            "BRAINSTREAM_WORKER_HEARTBEAT_INTERVAL_S": "1",
+            "BRAINSTREAM_WORKER_COMMIT_INTERVAL_S": "1",
+            "BRAINSTREAM_WORKER_LOG_LEVEL": "warning",
+            **extra,
+        }
+
+    def start(self, log: Path, **extra: str) -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "brainstream.cli", "worker"],
+                env=self.env(**extra),
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
