@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -25,6 +26,9 @@ _ORPHAN_CHECK_SECONDS = 0.5
 def _init(spec: ShapeSpec) -> None:
     global _shaper
     _shaper = Shaper(spec)
+    # Ctrl-C reaches the whole process group: the export (main process) cleans up and stops
+    # the workers, which must not die half-way through a batch on their own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 

@@ -35,7 +35,7 @@ def consumer_conf(kafka_conf: dict[str, Any], group_id: str) -> dict[str, Any]:
         "isolation.level": "read_committed",
         "fetch.wait.max.ms": 10,
         "max.partition.fetch.bytes": 8 * 1024 * 1024,
-        "queued.max.messages.kbytes": 65_536,
+        "queued.max.messages.kbytes": 16_384,
     }
 
 

@@ -166,3 +166,26 @@ def test_sigkilled_export_leaves_no_dataset_that_looks_complete(
     assert manifest.exported == 30
     assert load(tmp_path / "killed") == manifest
     assert [p.name for p in tmp_path.iterdir()] == ["killed"]
+
+
+def test_interrupted_export_removes_its_partial_dataset(
+    kafka_settings: KafkaSettings, big_topics: TopicSettings, tmp_path: Path
+) -> None:
+    args = [kafka_settings.bootstrap_servers, big_topics.events, big_topics.erasures, tmp_path]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLABLE, *map(str, args)],
+        cwd=REPO,
+        env={**os.environ},
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+    )
+    data = tmp_path / f"killed{PARTIAL_SUFFIX}" / "events.parquet"
+    deadline = time.monotonic() + 60
+    while not (data.exists() and data.stat().st_size > 100_000):
+        assert proc.poll() is None, "the export ended before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole process group, workers included
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0 and b"KeyboardInterrupt" in err
+    assert list(tmp_path.iterdir()) == []
