@@ -93,7 +93,9 @@ def bench_floor(kafka: KafkaSettings, topic: str, n: int, warmup: int) -> dict[s
     key, value, headers = schemas.to_record(event)
     out = {
         "with_headers": per_call(
-            lambda: producer.produce(topic, value, key, headers=headers), n, warmup
+            lambda: producer.produce(topic, value, key, headers=headers),  # type: ignore[arg-type]
+            n,
+            warmup,
         ),
         "bare": per_call(lambda: producer.produce(topic, value, key), n, warmup),
     }

@@ -17,7 +17,7 @@ from confluent_kafka import KafkaError
 from producers.counters import Counter, TrackerStats
 from producers.errors import DeliveryFailed, EventsDropped, TrackingError
 from producers.ratelog import RateLimitedLog
-from producers.spool import Segment, Spool, read_records
+from producers.spool import Record, Segment, Spool, read_records
 
 log = logging.getLogger("brainstream.producers")
 
@@ -50,6 +50,9 @@ class Outbox:
         self._dropped: dict[str, int] = {}
         self._pending: dict[tuple[str, str], int] = {}
         self.broker_down = False
+        self._unsent: list[Record] = []
+        """Records of the segment being re-sent that are not produced yet."""
+        self._report: BatchReport | None = None
 
     # --- reports from librdkafka (poller thread) -----------------------------------------
     def on_delivery(self, err: KafkaError | None, msg: Any) -> None:
@@ -77,25 +80,31 @@ class Outbox:
         if lost:
             self.drop("spool_full", lost)
 
+    @property
+    def resending(self) -> bool:
+        return bool(self._unsent)
+
     def resend(self, produce: Callable[..., None], room: int) -> int:
-        """Re-produce the oldest spooled segment if it fits in ``room``; returns its size."""
-        seg = self.spool.take()
-        if seg is None:
-            return 0
-        if seg.records > room:
-            seg.taken = False
-            return 0
-        report = BatchReport(self, seg)
-        for key, value, headers in read_records(seg.path):
+        """Re-produce up to ``room`` spooled records, oldest first; returns how many."""
+        if not self._unsent:
+            seg = self.spool.take()
+            if seg is None:
+                return 0
+            self._unsent = list(read_records(seg.path))
+            self._unsent.reverse()  # pop() from the end = oldest first
+            self._report = BatchReport(self, seg, len(self._unsent))
+        sent = 0
+        while self._unsent and sent < room:
+            key, value, headers = self._unsent.pop()
             try:
-                produce(value=value, key=key, headers=headers, on_delivery=report)
+                produce(value=value, key=key, headers=headers, on_delivery=self._report)
             except BufferError:
-                self.to_spool(key, value, headers)  # settled: spooled again
-                report.settle()
-                continue
+                self._unsent.append((key, value, headers))
+                break
             self.produced.inc()
             self.resent.inc()
-        return seg.records
+            sent += 1
+        return sent
 
     # --- problems ------------------------------------------------------------------------
     def drop(self, reason: str, count: int, detail: str = "") -> None:
@@ -144,7 +153,7 @@ class Outbox:
             recovered=self.recovered.value,
             dropped=sum(by_reason.values()),
             in_flight=self.produced.value - delivered - failed,
-            in_spool=self.spool.waiting,
+            in_spool=self.spool.waiting + len(self._unsent),
             dropped_by_reason=by_reason,
         )
 
@@ -154,10 +163,12 @@ class BatchReport:
 
     __slots__ = ("_outbox", "_remaining", "_seg")
 
-    def __init__(self, outbox: Outbox, seg: Segment) -> None:
+    def __init__(self, outbox: Outbox, seg: Segment, records: int) -> None:
         self._outbox = outbox
         self._seg = seg
-        self._remaining = seg.records
+        self._remaining = records
+        if not records:
+            outbox.spool.release(seg)
 
     def __call__(self, err: KafkaError | None, msg: Any) -> None:
         self._outbox.on_delivery(err, msg)

@@ -35,3 +35,22 @@ class RateLimitedLog:
         suffix = f" (+{suppressed} more since the last report)" if suppressed else ""
         self._logger.warning("%s%s", message, suffix)
         return True
+
+
+class RateLimitFilter(logging.Filter):
+    """A logging filter passing one record per (logger, message prefix) per interval."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._interval = interval
+        self._clock = clock
+        self._last: dict[tuple[str, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.getMessage()[:40])
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval:
+            return False
+        self._last[key] = now
+        return True

@@ -21,13 +21,15 @@ from producers.counters import TrackerStats
 from producers.delivery import OnError, Outbox
 from producers.encoder import Encoder, Headers, TypeCodec
 from producers.errors import EventRejected
-from producers.ratelog import RateLimitedLog
+from producers.ratelog import RateLimitedLog, RateLimitFilter
 from producers.spool import Spool
 from schemas import Event, FieldError, InvalidEvent, topics
 from schemas.config import KafkaSettings, TopicSettings
 from schemas.registry import REGISTRY, EventRegistry
 
 log = logging.getLogger("brainstream.producers")
+librdkafka_log = logging.getLogger("brainstream.producers.librdkafka")
+librdkafka_log.addFilter(RateLimitFilter(10.0))
 
 _NO_USER = InvalidEvent([FieldError("user_id", "missing", "no user_id given and no user context")])
 _USER_CACHE_MAX = 10_000
@@ -224,6 +226,7 @@ class Tracker:
         conf = self.config.producer_conf(self._kafka.librdkafka())
         conf["on_delivery"] = self._outbox.on_delivery
         conf["error_cb"] = self._on_kafka_error
+        conf["logger"] = librdkafka_log
         self._conf = conf
         self._producer = Producer(conf)
         self._produce = self._producer.produce
@@ -261,7 +264,7 @@ class Tracker:
         if now >= self._adopt_at:
             self._adopt_at = now + _ADOPT_EVERY
             outbox.recovered.add(outbox.spool.adopt_orphans())
-        if outbox.spool.waiting:
+        if outbox.spool.waiting or outbox.resending:
             if outbox.broker_down:
                 self._probe()
             room = self.config.queue_max_messages // 2 - len(self._producer)

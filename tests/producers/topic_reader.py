@@ -6,6 +6,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError
 
@@ -17,8 +18,12 @@ from schemas.config import KafkaSettings
 @dataclass(frozen=True)
 class Published:
     event: Event
-    key: bytes
-    headers: dict[str, bytes]
+    key: bytes | None
+    headers: dict[str, str | bytes | None]
+
+    def prop(self, name: str) -> Any:
+        """A property of the event, whatever its type."""
+        return getattr(self.event.properties, name)
 
 
 def read_topic(
