@@ -34,7 +34,7 @@ import schemas  # noqa: E402
 from brainstream.topics import delete_topics, ensure_topics  # noqa: E402
 from schemas.config import KafkaSettings, TopicSettings  # noqa: E402
 from sinks.export import ExportConfig, ExportRequest, LogRange, export  # noqa: E402
-from sinks.export.reader import LogReader, consumer_conf  # noqa: E402
+from sinks.export.reader import LogReader, consumer_conf, plan  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "export_throughput.json"
 TARGET = 0.5
@@ -130,8 +130,6 @@ def child(kind: str, events: int, per_partition: int, out: str) -> dict[str, Any
         consumer = Consumer(consumer_conf(kafka.librdkafka(), "bench-export"))
         reader = LogReader(consumer, topics.events, config)
         count = 0
-        from sinks.export.run import plan
-
         for prange in plan(reader, log_range):
             for batch in reader.read(prange):
                 for msg in batch:

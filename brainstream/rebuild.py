@@ -26,8 +26,7 @@ from schemas.db import ERASED_USERS_TABLE, ERASURE_LOCK_KEY, STREAM_OFFSETS_TABL
 from sinks.export.config import LogRange
 from sinks.export.progress import NoProgress, Progress
 from sinks.export.ranges import PartitionRange
-from sinks.export.reader import LogReader, Message
-from sinks.export.run import plan
+from sinks.export.reader import LogReader, Message, plan
 from streams.erasure import erase_user_aggregates
 from streams.fold import fold
 from streams.records import FutureSkew, Record, decode_record

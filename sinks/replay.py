@@ -18,8 +18,7 @@ from sinks.consumer import incoming
 from sinks.export.config import LogRange
 from sinks.export.progress import NoProgress, Progress
 from sinks.export.ranges import PartitionRange
-from sinks.export.reader import LogReader
-from sinks.export.run import plan
+from sinks.export.reader import LogReader, plan
 from sinks.records import split
 from sinks.writer import WriteResult, prepare, write_batch
 

@@ -6,7 +6,7 @@ import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -15,7 +15,7 @@ from brainstream.settings import PostgresSettings, Settings
 from brainstream.settings_export import ExportSettings
 
 if TYPE_CHECKING:
-    from sinks.export import ExportRequest, LogRange, Manifest
+    from sinks.export import ExportRequest, Filters, LogRange, Manifest
     from sinks.export.progress import Progress
     from sinks.export.reader import LogReader
 
@@ -38,7 +38,10 @@ def parse_time(text: str | None) -> datetime | None:
     """ISO 8601; a time without an offset is taken as UTC."""
     if text is None:
         return None
-    moment = datetime.fromisoformat(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time") from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
@@ -49,19 +52,33 @@ def parse_offsets(items: list[str]) -> dict[int, int]:
         partition, sep, offset = item.partition("=")
         if not sep:
             raise typer.BadParameter(f"{item!r}: expected PARTITION=OFFSET")
-        offsets[int(partition)] = int(offset)
+        try:
+            offsets[int(partition)] = int(offset)
+        except ValueError:
+            raise typer.BadParameter(f"{item!r}: expected PARTITION=OFFSET") from None
     return offsets
 
 
 def log_range(since: str | None, until: str | None, start: list[str], end: list[str]) -> LogRange:
+    from pydantic import ValidationError
+
     from sinks.export.config import LogRange
 
-    return LogRange(
-        since=parse_time(since),
-        until=parse_time(until),
-        start_offsets=parse_offsets(start),
-        end_offsets=parse_offsets(end),
-    )
+    try:
+        return LogRange(
+            since=parse_time(since),
+            until=parse_time(until),
+            start_offsets=parse_offsets(start),
+            end_offsets=parse_offsets(end),
+        )
+    except ValidationError as exc:
+        raise typer.BadParameter(_first_error(exc)) from None
+
+
+def _first_error(exc: Any) -> str:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(p) for p in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 def _interrupt_on_sigterm() -> None:
@@ -98,27 +115,26 @@ def export_run(
     no_progress: bool = _NO_PROGRESS,
 ) -> None:
     """Export a range of the event log to a dataset directory with a manifest."""
-    from sinks.export import ExportError, ExportRequest, Filters
+    from pydantic import ValidationError
+
+    from sinks.export import ExportError, Filters
     from sinks.export.progress import BarProgress
 
     config = ExportSettings()
     if output_dir is not None:
         config.output_dir = output_dir
-    request = ExportRequest.model_validate(
-        {
-            "name": name,
-            "range": log_range(since, until, start_offset, end_offset),
-            "formats": tuple(fmt),
-            "jsonl_compression": jsonl_compression,
-            "filters": Filters(
+    try:
+        request = _request(
+            name, log_range(since, until, start_offset, end_offset), fmt, jsonl_compression,
+            Filters(
                 event_types=frozenset(event_type) or None,
                 user_ids=frozenset(user_id) or None,
                 sources=frozenset(source) or None,
             ),
-            "pseudonymise": pseudonymise,
-            "overwrite": overwrite,
-        }
-    )
+            pseudonymise, overwrite,
+        )  # fmt: skip
+    except ValidationError as exc:
+        raise typer.BadParameter(_first_error(exc)) from None
     _interrupt_on_sigterm()
     try:
         manifest = run_request(request, config, BarProgress(enabled=not no_progress))
@@ -130,6 +146,30 @@ def export_run(
         f"{config.output_dir / manifest.name}: {manifest.exported} events exported of "
         f"{manifest.records_read} read (erased {excluded.erased}, filtered {excluded.filtered}, "
         f"undecodable {excluded.undecodable}); content hash {manifest.content_hash}"
+    )
+
+
+def _request(
+    name: str,
+    selected: LogRange,
+    formats: list[str],
+    jsonl_compression: str,
+    filters: Filters,
+    pseudonymise: bool,
+    overwrite: bool,
+) -> ExportRequest:
+    from sinks.export import ExportRequest
+
+    return ExportRequest.model_validate(
+        {
+            "name": name,
+            "range": selected,
+            "formats": tuple(formats),
+            "jsonl_compression": jsonl_compression,
+            "filters": filters,
+            "pseudonymise": pseudonymise,
+            "overwrite": overwrite,
+        }
     )
 
 

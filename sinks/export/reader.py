@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from sinks.export.config import ExportConfig
+from sinks.export.config import ExportConfig, LogRange
 from sinks.export.errors import ExportStalled, TopicMissing
-from sinks.export.ranges import PartitionRange
+from sinks.export.ranges import PartitionRange, epoch_ms, from_times, resolve
 
 Message = Any
 """A ``confluent_kafka.Message`` (the library ships no type information)."""
@@ -121,3 +122,18 @@ def _take(
         batch.append(msg)
         position = offset + 1
     return batch, position
+
+
+def plan(reader: LogReader, log_range: LogRange) -> list[PartitionRange]:
+    """Per-partition ``[start, end)``, ends captured now (so the run is finite)."""
+    marks = reader.watermarks()
+    if log_range.kind != "time":
+        return resolve(marks, log_range.start_offsets, log_range.end_offsets)
+    parts = sorted(marks)
+
+    def at(moment: datetime | None) -> dict[int, int]:
+        if moment is None:
+            return {}
+        return from_times(reader.offsets_for_times(parts, epoch_ms(moment)), marks)
+
+    return resolve(marks, at(log_range.since), at(log_range.until))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
-from sinks.export.config import ExportConfig, ExportRequest, Format, LogRange
+from sinks.export.config import ExportConfig, ExportRequest, Format
 from sinks.export.dataset import DatasetDir
 from sinks.export.errors import PseudonymKeyMissing
 from sinks.export.jsonl import SUFFIX, JsonlWriter
@@ -21,8 +21,8 @@ from sinks.export.parallel import ShapePool
 from sinks.export.parquet import ParquetWriter
 from sinks.export.privacy import Pseudonymiser
 from sinks.export.progress import NoProgress, Progress
-from sinks.export.ranges import PartitionRange, epoch_ms, from_times, resolve
-from sinks.export.reader import LogReader
+from sinks.export.ranges import PartitionRange
+from sinks.export.reader import LogReader, plan
 from sinks.export.shaping import ShapeSpec, Task
 from sinks.export.tally import Tally
 from sinks.export.writers import DataWriter
@@ -35,21 +35,6 @@ class Written:
     writer: DataWriter
     format: Format
     compression: str
-
-
-def plan(reader: LogReader, log_range: LogRange) -> list[PartitionRange]:
-    """Per-partition ``[start, end)``, ends captured now (so the run is finite)."""
-    marks = reader.watermarks()
-    if log_range.kind != "time":
-        return resolve(marks, log_range.start_offsets, log_range.end_offsets)
-    parts = sorted(marks)
-
-    def at(moment: datetime | None) -> dict[int, int]:
-        if moment is None:
-            return {}
-        return from_times(reader.offsets_for_times(parts, epoch_ms(moment)), marks)
-
-    return resolve(marks, at(log_range.since), at(log_range.until))
 
 
 def run_export(

@@ -68,3 +68,7 @@ def test_export_run_and_replay_raw_from_the_command_line(
 
     bad = runner.invoke(cli, ["replay", "--to", "elsewhere"], env=env)
     assert bad.exit_code == 2
+    for wrong in (["../up"], ["x", "--since", "yesterday"], ["x", "--end-offset", "0:5"]):
+        refused = runner.invoke(cli, ["export", "run", *wrong], env=env)
+        assert refused.exit_code == 2, refused.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli"]
