@@ -2,12 +2,16 @@
 
 No Faust tables (their changelogs are outside Faust's transactions, faust-streaming #177, and
 windows expire by wall clock, #385): Postgres holds the truth behind offset fences. The agent
-runs with concurrency 1 (faust-streaming #606), batches with ``take_events`` (which acks a batch
-only when the loop body that applied it returns) and keeps Faust's leader topic off.
+runs with concurrency 1 (faust-streaming #606) on a ``noack`` stream: a :class:`Pipeline` batches
+the events, applies one batch while the next is consumed, and acks each event only after its
+fenced transaction committed. Faust's leader topic is off.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
 import ssl
 from typing import Any
 
@@ -17,9 +21,12 @@ from schemas.config import KafkaSettings, TopicSettings
 from streams.config import WorkerConfig
 from streams.errors import UnsupportedKafkaSecurity
 from streams.metrics import WorkerMetrics
+from streams.pipeline import Pipeline
 from streams.processor import BatchProcessor, RawRecord
 from streams.records import FutureSkew
 from streams.web import register_pages
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -43,14 +50,40 @@ def create_app(
     )
     topic = app.topic(topics.events, key_serializer="raw", value_serializer="raw")
 
+    async def apply(events: list[Any]) -> None:
+        await processor.process([_raw(e) for e in events])
+
     async def aggregate(stream: Any) -> None:
-        async for events in stream.take_events(config.batch_size, within=config.batch_within_s):
-            await processor.process([_raw(e) for e in events])
+        manual = stream.noack()  # acked by the pipeline after each fenced commit
+        pipe = Pipeline(apply, manual.ack, size=config.batch_size, within=config.batch_within_s)
+        ticker = asyncio.ensure_future(pipe.tick())
+        ticker.add_done_callback(_fatal_on_error)
+        try:
+            async for event in manual.events():
+                await pipe.add(event)
+        except Exception as exc:
+            _fatal(exc)
+        finally:
+            ticker.cancel()
 
     app.agent(topic, name="brainstream.aggregates", concurrency=1)(aggregate)
 
     register_pages(app, conninfo, metrics, processor)
     return app
+
+
+def _fatal_on_error(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _fatal(task.exception())
+
+
+def _fatal(exc: BaseException | None) -> None:
+    """A bug, not a database fault (those are retried): die so a restart redelivers from the
+    last committed Kafka offset and the fences skip what was applied. Continuing would let
+    later batches move the fence past the events of the failed one."""
+    log.critical("aggregate agent failed; exiting", exc_info=exc)
+    logging.shutdown()
+    os._exit(70)
 
 
 def _raw(event: Any) -> RawRecord:

@@ -30,7 +30,8 @@ def register_pages(
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+            body = generate_latest(metrics.registry)
+            return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/health")
     class Health(View):

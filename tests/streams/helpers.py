@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -139,6 +139,8 @@ class WorkerEnv:
     schema: str
     topics: TopicSettings
     group_id: str
+    log_dir: Path = Path("/tmp")
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
@@ -176,3 +178,25 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def committed(kafka: KafkaSettings, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The consumer group's committed offsets (-1001 when none)."""
+    consumer = Consumer({**kafka.librdkafka(), "group.id": group})
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        return {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
+    finally:
+        consumer.close()
+
+
+def wait_progress(conninfo: str, topic: str, beyond: int, timeout: float = 90.0) -> int:
+    """Wait until the fences together have moved beyond ``beyond``; returns their sum."""
+    deadline = time.monotonic() + timeout
+    while True:
+        total = sum(fences(conninfo, topic).values())
+        if total > beyond:
+            return total
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no progress beyond {beyond} (fences sum {total})")
+        time.sleep(0.1)
