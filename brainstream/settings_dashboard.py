@@ -28,4 +28,9 @@ class DashboardSettings(BaseSettings):
     """``status`` fails when a watched partition lags by more than this (off when unset)."""
     max_dlq: int | None = Field(default=None, ge=0)
     """``status`` fails when the dead-letter topic holds more records than this (off when unset)."""
+    distinct_ttl_seconds: dict[str, float] = Field(
+        default_factory=lambda: {"1h": 0.0, "24h": 30.0, "7d": 300.0}
+    )
+    """Per window, how long its distinct-user counts are reused (JSON object): an exact distinct
+    count scans one row per user, type and bucket of the window. Event counts are always fresh."""
     timeline_page: int = Field(default=25, ge=1, le=500)

@@ -50,6 +50,7 @@ def dashboard(
             refresh_seconds=config.refresh_seconds,
             timeline_page=config.timeline_page,
             db_timeout=config.timeout_seconds,
+            distinct_ttl=config.distinct_ttl_seconds,
         )
     )
     listen_host, listen_port = host or config.host, port if port is not None else config.port

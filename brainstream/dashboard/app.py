@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from brainstream.dashboard import queries
+from brainstream.dashboard.cache import TtlCache
 from brainstream.dashboard.metrics import DashboardMetrics
 from brainstream.health import HealthMonitor
 from sinks.queries import Cursor, user_timeline
@@ -41,6 +42,8 @@ class DashboardConfig:
     refresh_seconds: float = 5.0
     timeline_page: int = 25
     db_timeout: float = 5.0
+    distinct_ttl: dict[str, float] = field(default_factory=dict)
+    """Seconds a window's distinct-user counts are reused (per window name; 0 = always fresh)."""
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -63,6 +66,7 @@ def create_app(config: DashboardConfig) -> Starlette:
         kwargs={"autocommit": True, "connect_timeout": max(1, int(config.db_timeout))},
     )
     metrics = DashboardMetrics(config.monitor)
+    distinct: TtlCache[queries.Distinct] = TtlCache()
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -111,8 +115,15 @@ def create_app(config: DashboardConfig) -> Starlette:
             w = queries.window(request.query_params.get("window", "1h"))
         except queries.UnknownWindow as exc:
             return _error(400, str(exc))
+        now = config.clock()
         with pool.connection() as conn:
-            return json_response(queries.top_types(conn, w, config.clock()))
+            events = queries.event_totals(conn, w, now)
+            users = distinct.get(
+                (w.name, w.bounds(now)[0]),
+                config.distinct_ttl.get(w.name, 0.0),
+                lambda: queries.distinct_users(conn, w, now),
+            )
+        return json_response(queries.top(w, now, events, users))
 
     def user(request: Request) -> Response:
         user_id = request.path_params["user_id"]

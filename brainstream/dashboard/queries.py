@@ -3,7 +3,7 @@ lifetime per-type counts from ``agg_user_totals``; the raw timeline comes from `
 
 A window is a whole number of buckets ending with the current (partial) bucket, so its sums are
 exactly the sums of the aggregate rows, and distinct users are counted over the per-user buckets
-of the same granularity (exact: a distinct count cannot be summed over buckets).
+of the window's own granularity (exact: a distinct count cannot be summed over buckets).
 """
 
 from __future__ import annotations
@@ -30,24 +30,32 @@ _STEP: Final[dict[Granularity, timedelta]] = {
 
 @dataclass(frozen=True, slots=True)
 class Window:
+    """``spans`` whole ``span`` buckets ending with the current one, charted in ``granularity``
+    buckets (as fine as ``span`` or finer, so both cover exactly the same time range)."""
+
     name: str
     granularity: Granularity
-    buckets: int
+    span: Granularity
+    spans: int
 
     def bounds(self, now: datetime) -> tuple[datetime, datetime]:
-        """``[start, end)``: ``buckets`` buckets, the last one holding ``now``."""
-        end = truncate(now, self.granularity) + _STEP[self.granularity]
-        return end - self.buckets * _STEP[self.granularity], end
+        """``[start, end)``: ``spans`` buckets of ``span``, the last one holding ``now``."""
+        end = truncate(now, self.span) + _STEP[self.span]
+        return end - self.spans * _STEP[self.span], end
 
     def labels(self, now: datetime) -> list[datetime]:
+        """The chart's buckets, from the window's start up to the one holding ``now``."""
         start, _ = self.bounds(now)
-        return [start + i * _STEP[self.granularity] for i in range(self.buckets)]
+        step = _STEP[self.granularity]
+        count = (truncate(now, self.granularity) - start) // step + 1
+        return [start + i * step for i in range(count)]
 
 
 WINDOWS: Final[dict[str, Window]] = {
-    "1h": Window("1h", "minute", 60),
-    "24h": Window("24h", "hour", 24),
-    "7d": Window("7d", "hour", 168),
+    "1h": Window("1h", "minute", "minute", 60),
+    "24h": Window("24h", "hour", "hour", 24),
+    # Seven UTC days: distinct users over day buckets (a week of hour buckets is 24x the rows).
+    "7d": Window("7d", "hour", "day", 7),
 }
 
 
@@ -117,6 +125,15 @@ class TypeTotal:
 
 
 @dataclass(frozen=True, slots=True)
+class Distinct:
+    """Distinct users per type and overall over a window, as of ``as_of``."""
+
+    per_type: dict[str, int]
+    overall: int
+    as_of: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Top:
     window: str
     start: datetime
@@ -124,33 +141,49 @@ class Top:
     types: list[TypeTotal]
     events: int
     distinct_users: int
+    distinct_as_of: datetime
 
 
 _RANGE = sql.SQL("granularity = %(g)s AND bucket >= %(start)s AND bucket < %(end)s")
-_TOP = sql.SQL(
-    "SELECT t.event_type, t.events, coalesce(u.users, 0) FROM"
-    " (SELECT event_type, sum(event_count)::bigint AS events FROM {types} WHERE {range}"
-    "  GROUP BY event_type) AS t"
-    " LEFT JOIN (SELECT event_type, count(DISTINCT user_id) AS users FROM {users} WHERE {range}"
-    "  GROUP BY event_type) AS u USING (event_type)"
-    " ORDER BY t.events DESC, t.event_type"
-).format(
-    types=sql.Identifier(TYPE_BUCKETS_TABLE),
-    users=sql.Identifier(USER_BUCKETS_TABLE),
-    range=_RANGE,
-)
-_ALL_USERS = sql.SQL("SELECT count(DISTINCT user_id) FROM {users} WHERE {range}").format(
-    users=sql.Identifier(USER_BUCKETS_TABLE), range=_RANGE
-)
+_EVENTS = sql.SQL(
+    "SELECT event_type, sum(event_count)::bigint FROM {types} WHERE {range} GROUP BY event_type"
+).format(types=sql.Identifier(TYPE_BUCKETS_TABLE), range=_RANGE)
+# One scan for both: per type, and overall (the empty grouping set, event_type NULL).
+_DISTINCT = sql.SQL(
+    "SELECT event_type, count(DISTINCT user_id) FROM {users} WHERE {range}"
+    " GROUP BY GROUPING SETS ((event_type), ())"
+).format(users=sql.Identifier(USER_BUCKETS_TABLE), range=_RANGE)
 
 
-def top_types(conn: Connection, w: Window, now: datetime) -> Top:
+def _params(w: Window, now: datetime) -> dict[str, Any]:
     start, end = w.bounds(now)
-    params = {"g": w.granularity, "start": start, "end": end}
-    types = [TypeTotal(str(t), int(n), int(u)) for t, n, u in conn.execute(_TOP, params)]
-    row = conn.execute(_ALL_USERS, params).fetchone()
-    users = int(row[0]) if row is not None else 0
-    return Top(w.name, start, end, types, sum(t.events for t in types), users)
+    return {"g": w.span, "start": start, "end": end}
+
+
+def event_totals(conn: Connection, w: Window, now: datetime) -> dict[str, int]:
+    """Events per type over the window (cheap: one row per type and bucket)."""
+    return {str(t): int(n) for t, n in conn.execute(_EVENTS, _params(w, now))}
+
+
+def distinct_users(conn: Connection, w: Window, now: datetime) -> Distinct:
+    """Exact distinct users over the window (costly: one row per user, type and bucket)."""
+    per_type, overall = {}, 0
+    for event_type, users in conn.execute(_DISTINCT, _params(w, now)):
+        if event_type is None:
+            overall = int(users)
+        else:
+            per_type[str(event_type)] = int(users)
+    return Distinct(per_type, overall, now)
+
+
+def top(w: Window, now: datetime, events: dict[str, int], users: Distinct) -> Top:
+    """Types by events, most frequent first, with their distinct users."""
+    types = [
+        TypeTotal(t, n, users.per_type.get(t, 0))
+        for t, n in sorted(events.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    start, end = w.bounds(now)
+    return Top(w.name, start, end, types, sum(events.values()), users.overall, users.as_of)
 
 
 # -- users ----------------------------------------------------------------------------------

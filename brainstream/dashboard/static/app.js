@@ -103,6 +103,9 @@ function renderSeries(series) {
 function renderTop(top) {
   setNumber($("total-events"), top.events);
   setNumber($("total-users"), top.distinct_users);
+  const asOf = new Date(top.distinct_as_of);
+  $("distinct-note").textContent = Date.now() - asOf.getTime() > 5000
+    ? `(distinct users as of ${asOf.toISOString().slice(11, 19)} UTC)` : "";
   const body = $("top-table").tBodies[0];
   body.replaceChildren(...top.types.map((t) => {
     const tr = row(

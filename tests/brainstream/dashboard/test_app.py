@@ -71,9 +71,11 @@ def test_series_has_one_count_per_minute_bucket(client: httpx.Client) -> None:
     assert series["granularity"] == "minute"
     assert len(series["buckets"]) == 60
     assert sum(sum(v) for v in series["counts"].values()) == 90
-    day = client.get("/api/series", params={"window": "7d"}).json()
-    assert len(day["buckets"]) == 168
-    assert sum(sum(v) for v in day["counts"].values()) == 90
+    week = client.get("/api/series", params={"window": "7d"}).json()
+    assert week["granularity"] == "hour" and 145 <= len(week["buckets"]) <= 168
+    assert sum(sum(v) for v in week["counts"].values()) == 90
+    top = client.get("/api/top", params={"window": "7d"}).json()
+    assert top["events"] == 90 and top["distinct_users"] == len(USERS)
 
 
 def test_unknown_window_is_a_400(client: httpx.Client) -> None:

@@ -6,7 +6,16 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from brainstream.dashboard.queries import WINDOWS, UnknownWindow, fill, truncate, window
+from brainstream.dashboard.cache import TtlCache
+from brainstream.dashboard.queries import (
+    WINDOWS,
+    Distinct,
+    UnknownWindow,
+    fill,
+    top,
+    truncate,
+    window,
+)
 
 NOW = datetime(2026, 3, 14, 15, 9, 26, 535_000, tzinfo=UTC)
 
@@ -20,15 +29,21 @@ def test_one_hour_is_sixty_minute_buckets_ending_with_the_current_one() -> None:
     assert labels[0] == start and labels[-1] == datetime(2026, 3, 14, 15, 9, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(
-    ("name", "granularity", "span"), [("24h", "hour", 24), ("7d", "hour", 168)]
-)
-def test_longer_windows_use_hour_buckets(name: str, granularity: str, span: int) -> None:
-    w = window(name)
+def test_a_day_is_24_hour_buckets() -> None:
+    w = window("24h")
     start, end = w.bounds(NOW)
-    assert w.granularity == granularity
+    assert (w.granularity, w.span) == ("hour", "hour")
     assert end == datetime(2026, 3, 14, 16, tzinfo=UTC)
-    assert end - start == timedelta(hours=span) == timedelta(hours=len(w.labels(NOW)))
+    assert end - start == timedelta(hours=24) == timedelta(hours=len(w.labels(NOW)))
+
+
+def test_a_week_is_seven_utc_days_charted_by_the_hour_up_to_now() -> None:
+    w = window("7d")
+    start, end = w.bounds(NOW)
+    assert (start, end) == (datetime(2026, 3, 8, tzinfo=UTC), datetime(2026, 3, 15, tzinfo=UTC))
+    labels = w.labels(NOW)
+    assert labels[0] == start and labels[-1] == datetime(2026, 3, 14, 15, tzinfo=UTC)
+    assert len(labels) == 6 * 24 + 16
 
 
 def test_unknown_window_names_the_choices() -> None:
@@ -55,3 +70,33 @@ def test_fill_makes_dense_series_and_drops_rows_outside_the_window() -> None:
     assert list(counts) == ["login", "search"]
     assert counts["login"][0] == 2 and counts["login"][-1] == 5 and sum(counts["login"]) == 7
     assert sum(counts["search"]) == 7 and len(counts["search"]) == 60
+
+
+def test_top_orders_by_events_and_keeps_distinct_users_per_type() -> None:
+    users = Distinct({"login": 3, "search": 2}, 4, NOW)
+    t = top(WINDOWS["1h"], NOW, {"search": 5, "login": 9, "logout": 5}, users)
+    assert [(x.event_type, x.events, x.distinct_users) for x in t.types] == [
+        ("login", 9, 3),
+        ("logout", 5, 0),
+        ("search", 5, 2),
+    ]
+    assert (t.events, t.distinct_users, t.distinct_as_of) == (19, 4, NOW)
+    assert (t.start, t.end) == WINDOWS["1h"].bounds(NOW)
+
+
+def test_ttl_cache_reuses_values_until_they_are_older_than_the_ttl() -> None:
+    now = [0.0]
+    computed: list[int] = []
+
+    def compute() -> int:
+        computed.append(len(computed))
+        return computed[-1]
+
+    cache: TtlCache[int] = TtlCache(clock=lambda: now[0])
+    assert cache.get("7d", 10.0, compute) == 0
+    now[0] = 9.9
+    assert cache.get("7d", 10.0, compute) == 0
+    assert cache.get("1h", 0.0, compute) == 1  # a ttl of 0 never reuses
+    assert cache.get("1h", 0.0, compute) == 2
+    now[0] = 10.0
+    assert cache.get("7d", 10.0, compute) == 3
