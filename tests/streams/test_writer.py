@@ -1,0 +1,140 @@
+"""The fenced transaction, erasure, verify and the window queries on a real Postgres."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from schemas.db import ERASURE_LOCK_KEY
+from streams import queries
+from streams.erasure import erase_user_aggregates
+from streams.fold import fold
+from streams.rebuild import verify
+from streams.records import Record
+from streams.writer import PartitionBatch, apply_batch, upsert
+from tests.fixtures.services import PgSchema
+from tests.streams.helpers import copy_raw, make_events
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def records(events: list[Any], partition: int = 0, start: int = 0) -> list[Record]:
+    return [
+        Record(partition, start + i, e.type, e.user_id, e.occurred_at) for i, e in enumerate(events)
+    ]
+
+
+def test_fence_applies_each_offset_once_and_distinct_users_are_exact(pg_schema: PgSchema) -> None:
+    events = make_events(3000, 50, end=NOW, seed=1)
+    copy_raw(pg_schema.conninfo, events)
+    recs = records(events)
+    with psycopg.connect(pg_schema.conninfo) as conn:
+        first = apply_batch(conn, "aggregates", "t", PartitionBatch(0, recs[:2000]))
+        again = apply_batch(conn, "aggregates", "t", PartitionBatch(0, recs[1000:3000]))
+        replay = apply_batch(conn, "aggregates", "t", PartitionBatch(0, recs))
+        assert (first.counted, first.next_offset) == (2000, 2000)
+        assert (again.counted, again.below_fence, again.next_offset) == (1000, 1000, 3000)
+        assert (replay.counted, replay.below_fence) == (0, 3000)
+        report = verify(conn)
+    assert report.ok, report.samples
+    assert report.rows["agg_type_buckets"] > 0
+
+
+def test_invalid_offsets_move_the_fence(pg_schema: PgSchema) -> None:
+    with psycopg.connect(pg_schema.conninfo) as conn:
+        done = apply_batch(conn, "aggregates", "t", PartitionBatch(2, [], [7, 8]))
+        assert done.next_offset == 9
+        row = conn.execute("SELECT next_offset FROM stream_offsets WHERE kafka_partition = 2")
+        assert row.fetchone() == (9,)
+
+
+def test_erasure_subtracts_a_user_and_later_events_are_dropped(pg_schema: PgSchema) -> None:
+    events = make_events(2000, 20, end=NOW, seed=2)
+    victim = events[0].user_id
+    copy_raw(pg_schema.conninfo, events)
+    with psycopg.connect(pg_schema.conninfo) as conn:
+        apply_batch(conn, "aggregates", "t", PartitionBatch(0, records(events[:1500])))
+        with conn.transaction():  # what `brainstream erase-user` does around our function
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (ERASURE_LOCK_KEY,))
+            conn.execute("INSERT INTO erased_users (user_id) VALUES (%s)", (victim,))
+            conn.execute("DELETE FROM analytics_events WHERE user_id = %s", (victim,))
+            erase_user_aggregates(conn, victim)
+        late = apply_batch(conn, "aggregates", "t", PartitionBatch(0, records(events, 0)))
+        assert late.erased == sum(1 for e in events[1500:] if e.user_id == victim)
+        report = verify(conn)
+        left = conn.execute(
+            "SELECT (SELECT count(*) FROM agg_user_buckets WHERE user_id = %(u)s)"
+            " + (SELECT count(*) FROM agg_user_totals WHERE user_id = %(u)s)",
+            {"u": victim},
+        ).fetchone()
+    assert report.ok, report.samples
+    assert left == (0,)
+
+
+def test_erasure_of_the_only_user_of_a_bucket_deletes_the_bucket(pg_schema: PgSchema) -> None:
+    lonely = Record(0, 0, "logout", "solo", NOW - timedelta(days=2))
+    with psycopg.connect(pg_schema.conninfo) as conn:
+        upsert(conn, fold([lonely]))
+        erase_user_aggregates(conn, "solo")
+        rows = conn.execute("SELECT count(*) FROM agg_type_buckets").fetchone()
+    assert rows == (0,)
+
+
+def test_verify_reports_each_kind_of_difference(pg_schema: PgSchema) -> None:
+    events = make_events(500, 10, end=NOW, seed=3)
+    copy_raw(pg_schema.conninfo, events)
+    with psycopg.connect(pg_schema.conninfo) as conn:
+        apply_batch(conn, "aggregates", "t", PartitionBatch(0, records(events)))
+        conn.execute(
+            "UPDATE agg_type_buckets SET distinct_users = distinct_users + 1 WHERE ctid ="
+            " (SELECT min(ctid) FROM agg_type_buckets)"
+        )
+        conn.execute(
+            "DELETE FROM agg_user_totals WHERE ctid = (SELECT min(ctid) FROM agg_user_totals)"
+        )
+        conn.execute(
+            "INSERT INTO agg_user_buckets VALUES ('day', %s, 'ghost', 'login', 1, %s, %s)",
+            (NOW, NOW, NOW),
+        )
+        conn.commit()
+        report = verify(conn)
+    assert not report.ok
+    assert report.differences == {
+        "agg_type_buckets": 1,
+        "agg_user_buckets": 1,
+        "agg_user_totals": 1,
+    }
+    ghost = next(d for d in report.samples if d.table == "agg_user_buckets")
+    assert ghost.rebuilt is None and ghost.streamed is not None
+    missing = next(d for d in report.samples if d.table == "agg_user_totals")
+    assert missing.streamed is None and missing.rebuilt is not None
+
+
+def test_windows_sum_buckets_and_count_distinct_users_exactly(pg_schema: PgSchema) -> None:
+    at = NOW - timedelta(minutes=30)
+    old = NOW - timedelta(hours=5)
+    recs = [
+        Record(0, 0, "login", "a", at),
+        Record(0, 1, "login", "a", at + timedelta(minutes=5)),
+        Record(0, 2, "login", "b", at),
+        Record(0, 3, "search", "a", at),
+        Record(0, 4, "login", "c", old),
+    ]
+    with psycopg.connect(pg_schema.conninfo) as conn:
+        upsert(conn, fold(recs))
+        hour = {c.event_type: c for c in queries.types_in_window(conn, queries.window("1h"), NOW)}
+        day = {c.event_type: c for c in queries.types_in_window(conn, queries.window("24h"), NOW)}
+        assert (hour["login"].events, hour["login"].distinct_users) == (3, 2)
+        assert (day["login"].events, day["login"].distinct_users) == (4, 3)
+        assert queries.types_in_window(conn, queries.window("5m"), NOW) == []
+        doc = queries.user_json(conn, "a", NOW)
+        assert doc["totals"]["login"]["events"] == 2
+        assert doc["windows"]["1h"]["search"]["events"] == 1
+        assert queries.types_json(conn, queries.window("7d"), NOW)["users"] == 3
+    with pytest.raises(queries.UnknownWindow):
+        queries.window("2w")
