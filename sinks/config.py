@@ -15,6 +15,9 @@ class SinkConfig(BaseModel):
     """How the raw-event sink consumes, batches, retries and reports."""
 
     group_id: str = "brainstream-sink"
+    instance_id: str | None = None
+    """Kafka static membership (``group.instance.id``): a restarted sink takes its partitions
+    back at once instead of waiting for a rebalance."""
     name: str = SINK_NAME
     """Stamped on dead letters (``bs.dlq.sink``)."""
     batch_max_records: int = Field(default=5_000, ge=1, le=1_000_000)

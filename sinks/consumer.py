@@ -35,7 +35,9 @@ class SinkStopped(Exception):
 
 
 def consumer_conf(kafka_conf: dict[str, Any], config: SinkConfig) -> dict[str, Any]:
+    static = {"group.instance.id": config.instance_id} if config.instance_id else {}
     return {
+        **static,
         **kafka_conf,
         "group.id": config.group_id,
         "enable.auto.commit": False,
