@@ -3,9 +3,9 @@
 Lag is ``end offset - committed offset`` per consumer group and partition of the events topic
 (end offsets read with ``read_committed`` isolation, so transaction markers do not count as
 lag). A group that never committed on a partition would start from the earliest retained record,
-so its lag there is the whole retained partition. Workers that keep an offset fence in
-``stream_offsets`` also get a *fence lag* (``end - next_offset``): the fence, not the Kafka
-commit, says what the aggregates already contain.
+so its lag there is the whole retained partition. Every projection with an offset fence in
+``stream_offsets`` (the workers' ``aggregates``) also gets a *fence lag* (``end - next_offset``):
+the fence, not the Kafka commit, says what the aggregates already contain.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ class KafkaFacts:
 @dataclass(frozen=True, slots=True)
 class Fence:
     group: str
+    """The fenced projection (``stream_offsets.consumer_group``), not a Kafka consumer group."""
     partition: int
     next_offset: int
 
@@ -412,11 +413,10 @@ class Probe:
         except HealthCheckError as exc:
             failures[exc.component] = exc.reason
         fences = database.fences if database is not None else []
-        groups = dict.fromkeys([*self.groups, *(f.group for f in fences)])
         own = clients is None
         kafka_clients = clients if clients is not None else self.clients()
         try:
-            kafka = kafka_facts(kafka_clients, self.topics, groups, self.timeout, fences)
+            kafka = kafka_facts(kafka_clients, self.topics, self.groups, self.timeout, fences)
         except HealthCheckError as exc:
             failures[exc.component] = exc.reason
         finally:

@@ -88,7 +88,7 @@ def describe(report: HealthReport, settings: Settings) -> list[str]:
         k = report.kafka
         lines.append(f"events topic: {k.events_total} records; dead letters: {k.dlq_records}")
         for x in k.lags:
-            kind = "fence" if x.source == "fence" else "lag"
+            kind = "fence" if x.source == "fence" else "lag"  # fence: x.group is a projection
             position = "none" if x.position is None else str(x.position)
             lines.append(f"  {kind:5} {x.group} p{x.partition}: {x.lag} (at {position} of {x.end})")
     if report.database is not None:

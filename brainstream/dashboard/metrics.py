@@ -73,8 +73,8 @@ def _kafka_families(report: HealthReport) -> list[Metric]:
     )
     fence = GaugeMetricFamily(
         "brainstream_fence_lag",
-        "End offset minus the aggregate offset fence (stream_offsets) of the events topic",
-        labels=["group", "partition"],
+        "End offset minus the offset fence of a projection (stream_offsets) on the events topic",
+        labels=["projection", "partition"],
     )
     for x in report.kafka.lags:
         (lag if x.source == "kafka" else fence).add_metric([x.group, str(x.partition)], x.lag)

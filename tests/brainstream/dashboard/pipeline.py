@@ -1,24 +1,30 @@
-"""A small real pipeline for the dashboard's tests: produce, the real sink, aggregates, the app.
+"""A small real pipeline for the dashboard's tests: produce, the real sink (in a thread), the
+real aggregate worker (``brainstream worker``, a subprocess), the dashboard app under uvicorn.
 
-The aggregate worker (``streams/``) is not part of this repository yet, so ``fold_aggregates``
-stands in for it: it rebuilds the aggregate tables and the worker's offset fence from the raw
-table with SQL that follows their definitions (``schemas/sql/0002_aggregates.sql``).
+``fold_aggregates`` rebuilds the aggregate tables from the raw table with SQL that follows their
+definitions (``schemas/sql/0002_aggregates.sql``), for tests that need aggregates without
+running a worker.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import uvicorn
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
@@ -34,6 +40,9 @@ from tests.fixtures.samples import sample_event
 
 TYPES = ("page_view", "search", "login", "task_created", "file_upload")
 WORKER_GROUP = "test-worker"
+PROJECTION = "aggregates"
+"""The worker's fenced projection (``stream_offsets.consumer_group``), its default."""
+REPO = Path(__file__).resolve().parents[3]
 
 
 def make_events(count: int, users: list[str], *, now: datetime | None = None) -> list[Event]:
@@ -75,6 +84,75 @@ def running_sink(
         thread.join(30)
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def running_worker(
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    postgres_dsn: str,
+    schema: str,
+    group: str,
+    web_port: int,
+    log: Path,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``brainstream worker`` (Faust) on ``topics.events`` into ``schema``; SIGTERM at the end."""
+    env = {
+        **os.environ,
+        "BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "BRAINSTREAM_POSTGRES_DSN": postgres_dsn,
+        "BRAINSTREAM_POSTGRES_SCHEMA": schema,
+        "BRAINSTREAM_TOPIC_EVENTS": topics.events,
+        "BRAINSTREAM_TOPIC_DLQ": topics.dlq,
+        "BRAINSTREAM_TOPIC_ERASURES": topics.erasures,
+        "BRAINSTREAM_WORKER_GROUP_ID": group,
+        "BRAINSTREAM_WORKER_WEB_PORT": str(web_port),
+        "BRAINSTREAM_WORKER_SESSION_TIMEOUT_S": "6",
+        "BRAINSTREAM_WORKER_HEARTBEAT_INTERVAL_S": "1",
+        "BRAINSTREAM_WORKER_COMMIT_INTERVAL_S": "1",
+        "BRAINSTREAM_WORKER_BATCH_WITHIN_S": "0.2",
+        "BRAINSTREAM_WORKER_LOG_LEVEL": "warning",
+    }
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "brainstream.cli", "worker"],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def fences_caught_up(conninfo: str, topic: str, ends: dict[int, int]) -> bool:
+    rows = sql_rows(
+        conninfo,
+        "SELECT kafka_partition, next_offset FROM stream_offsets"
+        " WHERE consumer_group = %(p)s AND topic = %(t)s",
+        {"p": PROJECTION, "t": topic},
+    )
+    fence = {int(p): int(n) for p, n in rows}
+    return all(fence.get(p, 0) >= n for p, n in ends.items() if n > 0)
+
+
+def end_offsets(kafka: KafkaSettings, topic: str, partitions: int) -> dict[int, int]:
+    consumer = Consumer({**kafka.librdkafka(), "group.id": unique("ends")})
+    try:
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(partitions)
+        }
+    finally:
+        consumer.close()
 
 
 _FOLD = [

@@ -1,6 +1,6 @@
-"""End to end in headless Chromium: events produced to Kafka, written by the real sink, folded
-into the aggregate tables; the page must show exactly what the tables hold, follow new events,
-and find a user's events. A screenshot is kept in ``artifacts/`` (not committed)."""
+"""End to end in headless Chromium: events produced to Kafka, written by the real sink and
+folded by the real aggregate worker; the page must show exactly what the aggregate tables hold,
+follow new events, and find a user's events. A screenshot is kept in ``artifacts/``."""
 
 from __future__ import annotations
 
@@ -14,20 +14,21 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from schemas.config import KafkaSettings, TopicSettings
 from tests.brainstream.dashboard.pipeline import (
-    WORKER_GROUP,
     dashboard_app,
-    fold_aggregates,
+    end_offsets,
+    fences_caught_up,
     free_port,
     make_events,
     produce,
     raw_count,
     running_sink,
+    running_worker,
     serving,
     sql_rows,
     unique,
     wait_for,
 )
-from tests.fixtures.services import PgSchema
+from tests.fixtures.services import PgSchema, Services
 
 pytestmark = pytest.mark.integration
 
@@ -116,19 +117,38 @@ def _timeline_ids(page: Page) -> list[str]:
     return ids
 
 
+def _lag_zero(page: Page, group: str) -> Callable[[], bool]:
+    return lambda: _lags(page, group) == [0, 0, 0]
+
+
 def _grown(page: Page, shown: int) -> Callable[[], bool]:
     return lambda: len(_timeline_ids(page)) > shown
 
 
 def test_dashboard_shows_the_aggregates_follows_new_events_and_finds_users(
-    browser: Browser, kafka_settings: KafkaSettings, topics: TopicSettings, pg_schema: PgSchema
+    browser: Browser,
+    services: Services,
+    topics: TopicSettings,
+    pg_schema: PgSchema,
+    tmp_path: Path,
 ) -> None:
-    conninfo, group = pg_schema.conninfo, unique("sink")
-    produce(kafka_settings, topics.events, make_events(150, USERS))
-    with running_sink(kafka_settings, topics, conninfo, group, free_port()):
-        wait_for(lambda: raw_count(conninfo) == 150, what="the sink to write 150 rows")
-        fold_aggregates(conninfo, topics.events)
-        app = dashboard_app(kafka_settings, topics, conninfo, (group,))
+    kafka, conninfo = services.kafka, pg_schema.conninfo
+    sink_group, worker_group = unique("sink"), unique("worker")
+    produce(kafka, topics.events, make_events(150, USERS))
+    with (
+        running_sink(kafka, topics, conninfo, sink_group, free_port()),
+        running_worker(
+            kafka,
+            topics,
+            services.postgres_dsn,
+            pg_schema.name,
+            worker_group,
+            free_port(),
+            tmp_path / "worker.log",
+        ),
+    ):
+        _wait_for_pipeline(kafka, topics, conninfo, 150)
+        app = dashboard_app(kafka, topics, conninfo, (sink_group, worker_group))
         with serving(app) as url:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.goto(url)
@@ -136,42 +156,17 @@ def test_dashboard_shows_the_aggregates_follows_new_events_and_finds_users(
             assert _value(page, "#total-events") == 150
             assert _value(page, "#total-users") == len(USERS)
             assert page.get_attribute("#series-chart", "aria-label") is not None
-            wait_for(lambda: _lags(page, group) == [0, 0, 0], 30, "the sink's lag at 0")
-            assert page.inner_text("#health-state") == "Healthy"
+            for group in (sink_group, worker_group):
+                wait_for(_lag_zero(page, group), 30, f"{group}'s lag at 0")
+            wait_for(lambda: page.inner_text("#health-state") == "Healthy", 15, "healthy")
 
             # New events move the numbers; the page follows without a reload.
-            produce(kafka_settings, topics.events, make_events(60, USERS))
-            wait_for(lambda: raw_count(conninfo) == 210, what="the sink to write 60 more")
-            fold_aggregates(conninfo, topics.events)
+            produce(kafka, topics.events, make_events(60, USERS))
+            _wait_for_pipeline(kafka, topics, conninfo, 210)
             wait_for(lambda: _value(page, "#total-events") == 210, 30, "the page to show 210")
             wait_for(lambda: _page_matches_tables(page, conninfo), 30, "page == tables again")
 
-            # The user lookup finds a user's events, newest first, paged.
-            user = USERS[4]
-            expected = [
-                str(r[0])
-                for r in sql_rows(
-                    conninfo,
-                    "SELECT event_id FROM analytics_events WHERE user_id = %(u)s"
-                    " ORDER BY occurred_at DESC, event_id DESC",
-                    {"u": user},
-                )
-            ]
-            assert len(expected) > 10
-            page.fill("#user-id", user)
-            page.click("#user-form button[type=submit]")
-            wait_for(lambda: len(_timeline_ids(page)) == 10, 15, "the first timeline page")
-            assert _timeline_ids(page) == expected[:10]
-            counts: list[float] = page.eval_on_selector_all(
-                "#user-counts tbody td[data-value]",
-                "cells => cells.map(c => Number(c.dataset.value))",
-            )
-            assert int(sum(counts)) == len(expected)
-            while page.is_visible("#user-more"):
-                shown = len(_timeline_ids(page))
-                page.click("#user-more")
-                wait_for(_grown(page, shown), 15, "the next page")
-            assert _timeline_ids(page) == expected
+            _look_up_a_user(page, conninfo, USERS[4])
 
             # A longer window shows the same events in hour buckets.
             page.check('input[name="window"][value="24h"]')
@@ -179,12 +174,44 @@ def test_dashboard_shows_the_aggregates_follows_new_events_and_finds_users(
             wait_for(lambda: _series_total(page) == 210, 15, "24h series total")
             page.check('input[name="window"][value="1h"]')
             wait_for(lambda: "minute" in page.inner_text("#series-granularity"), 15, "1h window")
+            wait_for(lambda: _series_total(page) == 210, 15, "1h series total")
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard-e2e.png"), full_page=True)
             page.close()
-    fences = sql_rows(
-        conninfo,
-        "SELECT count(*) FROM stream_offsets WHERE consumer_group = %(g)s",
-        {"g": WORKER_GROUP},
+
+
+def _wait_for_pipeline(
+    kafka: KafkaSettings, topics: TopicSettings, conninfo: str, count: int
+) -> None:
+    """Until the sink wrote ``count`` rows and the worker's fences reached the end offsets."""
+    ends = end_offsets(kafka, topics.events, topics.events_partitions)
+    assert sum(ends.values()) == count
+    wait_for(lambda: raw_count(conninfo) == count, 60, f"the sink to write {count} rows")
+    wait_for(lambda: fences_caught_up(conninfo, topics.events, ends), 90, "the worker")
+
+
+def _look_up_a_user(page: Page, conninfo: str, user: str) -> None:
+    """The lookup finds the user's events, newest first, paged; counts match the raw rows."""
+    expected = [
+        str(r[0])
+        for r in sql_rows(
+            conninfo,
+            "SELECT event_id FROM analytics_events WHERE user_id = %(u)s"
+            " ORDER BY occurred_at DESC, event_id DESC",
+            {"u": user},
+        )
+    ]
+    assert len(expected) > 10
+    page.fill("#user-id", user)
+    page.click("#user-form button[type=submit]")
+    wait_for(lambda: len(_timeline_ids(page)) == 10, 15, "the first timeline page")
+    assert _timeline_ids(page) == expected[:10]
+    counts: list[float] = page.eval_on_selector_all(
+        "#user-counts tbody td[data-value]", "cells => cells.map(c => Number(c.dataset.value))"
     )
-    assert fences[0][0] > 0
+    assert int(sum(counts)) == len(expected)
+    while page.is_visible("#user-more"):
+        shown = len(_timeline_ids(page))
+        page.click("#user-more")
+        wait_for(_grown(page, shown), 15, "the next page")
+    assert _timeline_ids(page) == expected

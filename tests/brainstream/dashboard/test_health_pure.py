@@ -105,7 +105,7 @@ def test_metric_families_expose_lag_by_group_and_partition() -> None:
     text = generate_latest(registry).decode()
     assert 'brainstream_consumer_lag{group="sink",partition="0"} 7.0' in text
     assert 'brainstream_consumer_lag{group="sink",partition="1"} 0.0' in text
-    assert 'brainstream_fence_lag{group="worker",partition="0"} 6.0' in text
+    assert 'brainstream_fence_lag{partition="0",projection="worker"} 6.0' in text
     assert "brainstream_topic_events_total 13.0" in text
     assert "brainstream_dlq_records 1.0" in text
     assert 'brainstream_component_up{component="kafka"} 1.0' in text
