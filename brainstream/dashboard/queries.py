@@ -1,5 +1,5 @@
-"""What the dashboard reads: bucket series and top types from the aggregate tables, a user's
-lifetime per-type counts from ``agg_user_totals``; the raw timeline comes from ``sinks.queries``.
+"""What the dashboard reads: bucket series and top types from the aggregate tables; a user's
+lifetime per-type counts come from ``streams.queries`` and the raw timeline from ``sinks.queries``.
 
 A window is a whole number of buckets ending with the current (partial) bucket, so its sums are
 exactly the sums of the aggregate rows, and distinct users are counted over the per-user buckets
@@ -15,7 +15,8 @@ from typing import Any, Final, Literal
 import psycopg
 from psycopg import sql
 
-from schemas.db import TYPE_BUCKETS_TABLE, USER_BUCKETS_TABLE, USER_TOTALS_TABLE
+from schemas.db import TYPE_BUCKETS_TABLE, USER_BUCKETS_TABLE
+from streams.queries import UserCount, user_totals
 
 Connection = psycopg.Connection[Any]
 Granularity = Literal["minute", "hour", "day"]
@@ -187,23 +188,6 @@ def top(w: Window, now: datetime, events: dict[str, int], users: Distinct) -> To
 
 
 # -- users ----------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class UserTypeCount:
-    event_type: str
-    events: int
-    first_seen: datetime
-    last_seen: datetime
-
-
-_USER_TOTALS = sql.SQL(
-    "SELECT event_type, event_count, first_seen, last_seen FROM {totals}"
-    " WHERE user_id = %s ORDER BY event_count DESC, event_type"
-).format(totals=sql.Identifier(USER_TOTALS_TABLE))
-
-
-def user_counts(conn: Connection, user_id: str) -> list[UserTypeCount]:
-    """The user's lifetime events per type, most frequent first."""
-    return [
-        UserTypeCount(str(t), int(n), first, last)
-        for t, n, first, last in conn.execute(_USER_TOTALS, (user_id,))
-    ]
+def user_counts(conn: Connection, user_id: str) -> list[UserCount]:
+    """The user's lifetime events per type (``agg_user_totals``), most frequent first."""
+    return sorted(user_totals(conn, user_id), key=lambda c: (-c.events, c.event_type))
