@@ -45,7 +45,7 @@ def raw_incoming(value: bytes | None, *, offset: int = 0, partition: int = 0) ->
 
 
 # -- integration helpers ---------------------------------------------------------------------
-Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+Record = tuple[bytes | None, bytes | None, list[tuple[str, str | bytes | None]]]
 
 
 def produce(kafka: KafkaSettings, topic: str, records: list[Record]) -> None:
@@ -62,7 +62,7 @@ def produce(kafka: KafkaSettings, topic: str, records: list[Record]) -> None:
 
 
 def event_records(events: list[Event]) -> list[Record]:
-    return [(k, v, list(h)) for k, v, h in map(to_record, events)]  # type: ignore[misc]
+    return [(k, v, list(h)) for k, v, h in map(to_record, events)]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
@@ -76,7 +76,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "
 def count_rows(conninfo: str, where: str = "true") -> int:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         row = conn.execute(f"SELECT count(*) FROM analytics_events WHERE {where}").fetchone()
-        return int(row[0]) if row else -1  # type: ignore[call-overload]
+        return int(row[0]) if row else -1
 
 
 @contextmanager

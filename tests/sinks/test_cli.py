@@ -36,13 +36,13 @@ def _group() -> str:
     return f"g-{uuid.uuid4().hex[:8]}"
 
 
-def _erasures(kafka: KafkaSettings, topic: str) -> list[tuple[bytes, dict[str, str]]]:
+def _erasures(kafka: KafkaSettings, topic: str) -> list[tuple[object, dict[str, str]]]:
     consumer = Consumer({**kafka.librdkafka(), "group.id": _group()})
     consumer.assign([TopicPartition(topic, 0, 0)])
-    found = []
+    found: list[tuple[object, dict[str, str]]] = []
     try:
         while (msg := consumer.poll(5.0)) is not None:
-            found.append((msg.key(), json.loads(msg.value())))
+            found.append((msg.key(), json.loads(msg.value() or b"null")))
     finally:
         consumer.close()
     return found

@@ -113,8 +113,8 @@ def test_late_and_future_rows_land_in_the_default_partition(
     parts = conn.execute(
         "SELECT tableoid::regclass::text FROM analytics_events ORDER BY occurred_at"
     ).fetchall()
-    assert parts[0][0].endswith("analytics_events_default")
-    assert "analytics_events_p" in parts[1][0]
+    assert str(parts[0][0]).endswith("analytics_events_default")
+    assert "analytics_events_p" in str(parts[1][0])
 
 
 def test_the_sink_role_can_insert_and_read_but_not_delete_or_ddl(pg_schema: PgSchema) -> None:
