@@ -13,9 +13,12 @@ import asyncio
 import logging
 import os
 import ssl
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import faust
+import psycopg
 
 from schemas.config import KafkaSettings, TopicSettings
 from streams.config import WorkerConfig
@@ -47,6 +50,7 @@ def create_app(
         metrics=metrics,
         retry_initial_s=config.retry_initial_s,
         retry_max_s=config.retry_max_s,
+        connect=lambda dsn: psycopg.connect(dsn, application_name=config.db_application_name),
     )
     topic = app.topic(topics.events, key_serializer="raw", value_serializer="raw")
 
@@ -99,6 +103,8 @@ def _faust_settings(config: WorkerConfig, kafka: KafkaSettings) -> dict[str, Any
         "broker_client_id": kafka.client_id,
         "broker_credentials": _credentials(kafka),
         "store": "memory://",
+        "datadir": config.data_dir
+        or str(Path(tempfile.gettempdir()) / "brainstream-worker" / config.group_id),
         "topic_replication_factor": 1,
         "topic_disable_leader": True,
         "topic_allow_declare": False,

@@ -26,10 +26,14 @@ class WorkerConfig(BaseModel):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
     """Faust web server: ``/metrics``, ``/health``, ``/aggregates/...``."""
+    db_application_name: str = "brainstream-worker"
+    """``application_name`` of the worker's Postgres session (visible in pg_stat_activity)."""
     retry_initial_s: float = Field(default=0.2, gt=0)
     retry_max_s: float = Field(default=10.0, gt=0)
     """Backoff bounds while Postgres is unreachable (the batch is retried, never dropped)."""
     log_level: str = "info"
+    data_dir: str | None = None
+    """Faust's data directory (it keeps no tables here); default: a per-group temp dir."""
     future_skew_seconds: float = Field(default=3600.0, ge=0)
     future_policy: FuturePolicy = "clamp"
     """Must match the raw sink's ``future_skew_seconds``/``future_policy`` (``dlq`` there is
