@@ -232,7 +232,9 @@ class KafkaClients:
     """
 
     def __init__(self, conf: dict[str, Any], timeout: float) -> None:
-        self._conf = {**conf, "socket.timeout.ms": int(timeout * 1000)}
+        # librdkafka logs every reconnect attempt (many a second while a broker is down); the
+        # report already says the broker is unreachable, so these clients stay silent.
+        self._conf = {**conf, "socket.timeout.ms": int(timeout * 1000), "log_level": 0}
         self._admin: AdminClient | None = None
         self._consumers: dict[str, Consumer] = {}
 
