@@ -45,7 +45,9 @@ class Outbox:
     def reset_counters(self) -> None:
         self.tracked, self.delivered, self.invalid = Counter(), Counter(), Counter()
         self.spooled, self.resent, self.recovered = Counter(), Counter(), Counter()
-        self.produced, self.failed = Counter(), Counter()
+        self.failed = Counter()
+        self.bypassed = Counter()
+        """Tracked events that never reached librdkafka (spooled on overflow, or closed)."""
         self._problems_lock = threading.Lock()
         self._dropped: dict[str, int] = {}
         self._pending: dict[tuple[str, str], int] = {}
@@ -101,7 +103,6 @@ class Outbox:
             except BufferError:
                 self._unsent.append((key, value, headers))
                 break
-            self.produced.inc()
             self.resent.inc()
             sent += 1
         return sent
@@ -140,19 +141,23 @@ class Outbox:
             log.debug("on_error callback raised", exc_info=True)
 
     # --- snapshot ------------------------------------------------------------------------
+    def _in_flight(self, tracked: int, delivered: int) -> int:
+        produced = tracked + self.resent.value - self.bypassed.value
+        return produced - delivered - self.failed.value
+
     def stats(self) -> TrackerStats:
         with self._problems_lock:
             by_reason = dict(self._dropped)
-        delivered, failed = self.delivered.value, self.failed.value
+        delivered, tracked = self.delivered.value, self.tracked.value
         return TrackerStats(
-            tracked=self.tracked.value,
+            tracked=tracked,
             delivered=delivered,
             invalid=self.invalid.value,
             spooled=self.spooled.value,
             resent=self.resent.value,
             recovered=self.recovered.value,
             dropped=sum(by_reason.values()),
-            in_flight=self.produced.value - delivered - failed,
+            in_flight=self._in_flight(tracked, delivered),
             in_spool=self.spool.waiting + len(self._unsent),
             dropped_by_reason=by_reason,
         )

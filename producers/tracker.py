@@ -66,9 +66,8 @@ class Tracker:
         self._codecs: dict[str, TypeCodec] = {}
         self._users: dict[str, UserContext] = {}
         ratelog = RateLimitedLog(log, self.config.log_interval, clock)
-        self._outbox = Outbox(
-            Spool(self.config.spool_dir, self.config.spool_max_bytes), on_error, ratelog
-        )
+        spool = Spool(self.config.spool_dir, self.config.spool_max_bytes)
+        self._outbox = Outbox(spool, on_error, ratelog)
         self._ratelog = ratelog
         self._closed = False
         self._close_lock = threading.Lock()
@@ -115,7 +114,14 @@ class Tracker:
             headers = (
                 codec.headers if not ctx.extra_headers else [*codec.headers, *ctx.extra_headers]
             )
-            self._send(ctx.key, value, headers)
+            self._count_tracked()
+            if self._closed:
+                self._after_close()
+                return event_id
+            try:
+                self._produce(self.topic, value, ctx.key, headers=headers)  # type: ignore[arg-type]
+            except (BufferError, KafkaException) as exc:
+                self._overflow(ctx.key, value, headers, exc)
             return event_id
         return self._track_other(event, user_id, properties, occurred_at, props)
 
@@ -123,21 +129,25 @@ class Tracker:
     """The seed's ``trackSessionEvent``: ``track`` with the user from :meth:`user`."""
 
     def _send(self, key: bytes, value: bytes, headers: Headers) -> None:
-        outbox = self._outbox
-        outbox.tracked.inc()
+        self._count_tracked()
         if self._closed:
-            outbox.drop("closed", 1)
+            self._after_close()
             return
         try:
             self._produce(self.topic, value, key, headers=headers)  # type: ignore[arg-type]
-        except BufferError:
-            outbox.problem("spooled", "local_queue_full", 1)
-            outbox.to_spool(key, value, headers)
-        except KafkaException as exc:  # e.g. a fatal producer error: the poller replaces it
-            outbox.problem("spooled", exc.args[0].name(), 1)
-            outbox.to_spool(key, value, headers)
-        else:
-            outbox.produced.inc()
+        except (BufferError, KafkaException) as exc:
+            self._overflow(key, value, headers, exc)
+
+    def _after_close(self) -> None:
+        self._outbox.bypassed.inc()
+        self._outbox.drop("closed", 1)
+
+    def _overflow(self, key: bytes, value: bytes, headers: Headers, exc: Exception) -> None:
+        """librdkafka's queue is full, or the producer hit a fatal error: spool, never block."""
+        self._outbox.bypassed.inc()
+        reason = "local_queue_full" if isinstance(exc, BufferError) else exc.args[0].name()
+        self._outbox.problem("spooled", reason, 1)
+        self._outbox.to_spool(key, value, headers)
 
     def _codec(self, type_name: str) -> TypeCodec | None:
         codec = self._encoder.codec(type_name)
@@ -230,6 +240,7 @@ class Tracker:
         self._conf = conf
         self._producer = Producer(conf)
         self._produce = self._producer.produce
+        self._count_tracked = self._outbox.tracked.inc
         self._stop = threading.Event()
         self._adopt_at = 0.0
         self._poller = threading.Thread(
