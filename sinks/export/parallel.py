@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from sinks.export.shaping import Shaped, Shaper, ShapeSpec, Task
@@ -23,18 +23,18 @@ _shaper: Shaper | None = None
 _ORPHAN_CHECK_SECONDS = 0.5
 
 
-def _init(spec: ShapeSpec) -> None:
+def _init(spec: ShapeSpec, parent: int) -> None:
     global _shaper
     _shaper = Shaper(spec)
     # Ctrl-C reaches the whole process group: the export (main process) cleans up and stops
     # the workers, which must not die half-way through a batch on their own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 
 
 def _exit_with(parent: int) -> None:
-    """A worker whose export died (even by SIGKILL) must not linger: exit when orphaned."""
+    """A worker whose export died (even by SIGKILL, even before this worker finished starting)
+    must not linger: exit once its parent is no longer the export."""
     while os.getppid() == parent:
         time.sleep(_ORPHAN_CHECK_SECONDS)
     os._exit(1)
@@ -56,11 +56,11 @@ class ShapePool:
                 workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init,
-                initargs=(spec,),
+                initargs=(spec, os.getpid()),
             )
         )
 
-    def map(self, tasks: Iterable[Task]) -> Iterator[Shaped]:
+    def map(self, tasks: Iterable[Task]) -> Generator[Shaped, None, None]:
         if self._pool is None:
             assert self._local is not None
             yield from map(self._local.shape, tasks)

@@ -7,6 +7,7 @@ topic is keyed by user, this is also every user's own order.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -86,7 +87,10 @@ class LogReader:
         try:
             yield from self._batches(prange)
         finally:
-            self._consumer.unassign()
+            # A generator abandoned by an exception may be finalised after its consumer was
+            # closed, which has no assignment left to drop.
+            with contextlib.suppress(RuntimeError):
+                self._consumer.unassign()
 
     def _batches(self, prange: PartitionRange) -> Iterator[list[Message]]:
         last_seen, position = self._clock(), prange.start

@@ -6,7 +6,7 @@ The CLI, the HTTP endpoint and the tests all go through :func:`run_export`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Set
+from collections.abc import Callable, Generator, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -88,20 +88,25 @@ def _copy(
     tally = Tally()
     positions = {r.partition: r.start for r in ranges}
     pool = ShapePool(spec, workers)
+    source = tasks(reader, ranges)
+    results = pool.map(source)
     try:
-        for shaped in pool.map(tasks(reader, ranges)):
+        for shaped in results:
             tally.add(shaped.partition, shaped.counts)
             for output in outputs:
                 output.writer.write(shaped)
             progress.advance(shaped.last_offset + 1 - positions[shaped.partition])
             positions[shaped.partition] = shaped.last_offset + 1
     finally:
+        # Close the generators now (the consumer is unassigned while it is still open).
+        results.close()
+        source.close()
         pool.close()
     progress.advance(sum(r.end - positions[r.partition] for r in ranges))
     return tally
 
 
-def tasks(reader: LogReader, ranges: list[PartitionRange]) -> Iterator[Task]:
+def tasks(reader: LogReader, ranges: list[PartitionRange]) -> Generator[Task, None, None]:
     """The records of every range, in export order, as batches detached from the consumer."""
     for prange in ranges:
         for batch in reader.read(prange):

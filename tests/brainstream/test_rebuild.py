@@ -68,7 +68,7 @@ class ProduceMeanwhile:
     def start(self, total: int) -> None:
         self.total = total
         produce(self._kafka, self._topics.events, events(700, users=9, start=T0.replace(day=5)))
-        for log_reader in reader(self._kafka, self._topics, ExportConfig()):
+        with reader(self._kafka, self._topics, ExportConfig()) as log_reader:
             marks = log_reader.watermarks()
         with psycopg.connect(self._pg.conninfo, autocommit=True) as conn:
             for partition, (_low, high) in marks.items():
@@ -100,7 +100,7 @@ def test_rebuilt_aggregates_equal_the_reference_and_replace_the_live_tables(
     target = Target(PROJECTION, topics.events, FutureSkew())
 
     watcher = Watcher(pg_schema.conninfo)
-    for log_reader in reader(kafka_settings, topics, ExportConfig()):
+    with reader(kafka_settings, topics, ExportConfig()) as log_reader:
         with watcher:
             result = rebuild_aggregates(
                 log_reader, pg_schema.conninfo, target, frozenset({"user-3"}), progress=hook

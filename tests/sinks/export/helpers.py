@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ def produce(
     return produce_raw(kafka, topic, map(to_record, batch), timestamp_ms=timestamp_ms)
 
 
+@contextmanager
 def reader(
     kafka: KafkaSettings, topics: TopicSettings, config: ExportConfig
 ) -> Iterator[LogReader]:

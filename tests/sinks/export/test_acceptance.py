@@ -80,7 +80,7 @@ def test_200k_export_equals_analytics_events_in_both_formats(
     kafka_settings: KafkaSettings, big_topics: TopicSettings, pg_schema: PgSchema, tmp_path: Path
 ) -> None:
     config = ExportConfig(output_dir=tmp_path)
-    for log_reader in reader(kafka_settings, big_topics, config):
+    with reader(kafka_settings, big_topics, config) as log_reader:
         replayed = replay_to_raw(log_reader, LogRange(), pg_schema.conninfo)
     assert replayed.read == replayed.inserted == EVENTS
 

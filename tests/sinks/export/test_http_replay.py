@@ -120,7 +120,7 @@ def test_replay_to_raw_is_idempotent_and_honours_erasure(
         conn.execute("INSERT INTO erased_users (user_id) VALUES ('user-5')")
     config = ExportConfig(output_dir=tmp_path)
 
-    for log_reader in reader(kafka_settings, topics, config):
+    with reader(kafka_settings, topics, config) as log_reader:
         first = replay_to_raw(log_reader, LogRange(), pg_schema.conninfo, SinkConfig())
         second = replay_to_raw(log_reader, LogRange(), pg_schema.conninfo, SinkConfig())
 
