@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import sys
 import threading
@@ -45,6 +46,33 @@ TARGET = 0.5
 FRESHNESS_TARGET_P99_S = 2.0
 PARTITIONS = 6
 USERS = 10_000
+APPLY_SAMPLE = 100_000
+
+FAUST_NOOP = """
+import sys, time, faust
+topic_name, n, port, bootstrap, out_path = sys.argv[1], int(sys.argv[2]), *sys.argv[3:6]
+app = faust.App("bench-noop-" + str(time.time()), broker="kafka://" + bootstrap,
+                store="memory://", datadir=out_path + ".d", topic_disable_leader=True,
+                topic_allow_declare=False, web_port=int(port),
+                consumer_auto_offset_reset="earliest")
+topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")
+state = {"seen": 0, "t0": 0.0}
+
+@app.agent(topic, concurrency=1)
+async def noop(stream):
+    async for events in stream.take_events(5000, within=0.5):
+        state["t0"] = state["t0"] or time.perf_counter()
+        state["seen"] += len(events)
+        if state["seen"] >= n:
+            with open(out_path, "w") as out:
+                out.write(str(state["seen"] / (time.perf_counter() - state["t0"])))
+            sys.stdout.flush()
+            import os
+            os._exit(0)
+
+sys.argv = [sys.argv[0], "worker", "-l", "warn", "--web-port", port]
+app.main()
+"""
 
 
 def services() -> tuple[KafkaSettings, str]:
@@ -86,8 +114,11 @@ def prefill(kafka: KafkaSettings, topics: TopicSettings, n: int) -> None:
         produce(kafka, topics.events, [schemas.to_record(e)[:2] for e in chunk])
 
 
-def decode_floor(kafka: KafkaSettings, topic: str, n: int) -> float:
-    """Events/s of a plain consumer that decodes and validates every record, nothing else."""
+def decode_floor(
+    kafka: KafkaSettings, topic: str, n: int, keep: list[tuple[int, int, bytes]]
+) -> float:
+    """Events/s of a plain consumer that decodes and validates every record, nothing else.
+    The first ``APPLY_SAMPLE`` records are kept in ``keep`` for :func:`apply_ceiling`."""
     consumer = Consumer(
         {
             **kafka.librdkafka(),
@@ -105,12 +136,50 @@ def decode_floor(kafka: KafkaSettings, topic: str, n: int) -> float:
                     continue
                 if not started:
                     started = time.perf_counter()
+                if len(keep) < APPLY_SAMPLE:
+                    keep.append((msg.partition(), msg.offset(), msg.value()))
                 with contextlib.suppress(schemas.InvalidEvent):
                     schemas.decode(msg.value())
                 seen += 1
         return seen / (time.perf_counter() - started)
     finally:
         consumer.close()
+
+
+def faust_ceiling(kafka: KafkaSettings, topic: str, n: int) -> float:
+    """Events/s of a Faust agent that does nothing but batch (``take_events``) and ack."""
+    import subprocess
+    import tempfile
+
+    from tests.streams.helpers import free_port
+
+    with tempfile.NamedTemporaryFile("r", suffix=".rate") as out:
+        cmd = [sys.executable, "-c", FAUST_NOOP, topic, str(n), str(free_port())]
+        cmd += [kafka.bootstrap_servers, out.name]
+        try:
+            subprocess.run(cmd, cwd=ROOT, timeout=1800, check=True, capture_output=True)
+            return float(out.read())
+        finally:
+            shutil.rmtree(out.name + ".d", ignore_errors=True)
+
+
+def apply_ceiling(dsn: str, topic: str, sample: list[tuple[int, int, bytes]]) -> float:
+    """Events/s of decode + fold + fenced upsert alone (no Kafka), batches of 5000."""
+    from streams.processor import RawRecord, split
+    from streams.records import FutureSkew
+    from streams.writer import apply_batch
+
+    schema, conninfo = fresh_schema(dsn)
+    try:
+        with psycopg.connect(conninfo) as conn:
+            started = time.perf_counter()
+            for i in range(0, len(sample), 5000):
+                raws = [RawRecord(p, o, v, None) for p, o, v in sample[i : i + 5000]]
+                for batch, _ in split(raws, FutureSkew()):
+                    apply_batch(conn, "aggregates", topic, batch)
+            return len(sample) / (time.perf_counter() - started)
+    finally:
+        drop_schema(dsn, schema)
 
 
 def fresh_schema(dsn: str) -> tuple[str, str]:
@@ -273,11 +342,18 @@ def main() -> None:
     kafka, dsn = services()
     topics = topic_settings(f"bench.agg.{n}")
     prefill(kafka, topics, n)
-    floor = decode_floor(kafka, topics.events, n)
+    sample: list[tuple[int, int, bytes]] = []
+    floor = decode_floor(kafka, topics.events, n, sample)
     figures: dict[str, Any] = {"events": n, "users": USERS, "partitions": PARTITIONS}
     figures["floor_decode_only_events_per_s"] = floor
     figures |= worker_rate(kafka, dsn, topics, n)
-    figures |= freshness(kafka, dsn, 5_000, 10 if args.quick else 30)
+    figures["ceiling_faust_noop_agent_events_per_s"] = faust_ceiling(kafka, topics.events, n)
+    figures["ceiling_decode_fold_upsert_no_kafka_events_per_s"] = apply_ceiling(
+        dsn, topics.events, sample
+    )
+    seconds = 10 if args.quick else 30
+    figures |= freshness(kafka, dsn, 5_000, seconds)
+    figures |= {f"{k}_at_1k": v for k, v in freshness(kafka, dsn, 1_000, seconds).items()}
     ratio = figures["worker_events_per_s"] / floor
     meets = ratio >= TARGET and figures["freshness_p99_s"] <= FRESHNESS_TARGET_P99_S
     result = {
@@ -294,7 +370,10 @@ def main() -> None:
         f"aggregate_throughput: worker {figures['worker_events_per_s']:.0f} ev/s vs decode-only "
         f"floor {floor:.0f} ev/s = {ratio:.3f}x (target {TARGET}x); freshness at "
         f"{figures['freshness_rate_achieved']:.0f} ev/s p50 {figures['freshness_p50_s']:.2f}s "
-        f"p99 {figures['freshness_p99_s']:.2f}s (target <= {FRESHNESS_TARGET_P99_S}s); "
+        f"p99 {figures['freshness_p99_s']:.2f}s (target <= {FRESHNESS_TARGET_P99_S}s), at 1k ev/s "
+        f"p99 {figures['freshness_p99_s_at_1k']:.2f}s; Faust no-op agent "
+        f"{figures['ceiling_faust_noop_agent_events_per_s']:.0f} ev/s, upsert without Kafka "
+        f"{figures['ceiling_decode_fold_upsert_no_kafka_events_per_s']:.0f} ev/s; "
         f"meets={meets}"
     )
 

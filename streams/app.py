@@ -41,7 +41,9 @@ def create_app(
 ) -> faust.App:
     """A Faust app whose agent applies batches through a :class:`BatchProcessor`."""
     metrics = metrics if metrics is not None else WorkerMetrics()
-    app = faust.App(config.group_id, **_faust_settings(config, kafka))
+    datadir = Path(config.data_dir or Path(tempfile.gettempdir()) / "brainstream-worker")
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(config.group_id, **_faust_settings(config, kafka, datadir))
     processor = BatchProcessor(
         conninfo,
         config.projection,
@@ -96,15 +98,14 @@ def _raw(event: Any) -> RawRecord:
     return RawRecord(msg.partition, msg.offset, msg.value, round(stamp * 1000) if stamp else None)
 
 
-def _faust_settings(config: WorkerConfig, kafka: KafkaSettings) -> dict[str, Any]:
+def _faust_settings(config: WorkerConfig, kafka: KafkaSettings, datadir: Path) -> dict[str, Any]:
     hosts = ";".join(f"kafka://{h.strip()}" for h in kafka.bootstrap_servers.split(","))
     return {
         "broker": hosts,
         "broker_client_id": kafka.client_id,
         "broker_credentials": _credentials(kafka),
         "store": "memory://",
-        "datadir": config.data_dir
-        or str(Path(tempfile.gettempdir()) / "brainstream-worker" / config.group_id),
+        "datadir": str(datadir / config.group_id),
         "topic_replication_factor": 1,
         "topic_disable_leader": True,
         "topic_allow_declare": False,

@@ -33,7 +33,8 @@ class WorkerConfig(BaseModel):
     """Backoff bounds while Postgres is unreachable (the batch is retried, never dropped)."""
     log_level: str = "info"
     data_dir: str | None = None
-    """Faust's data directory (it keeps no tables here); default: a per-group temp dir."""
+    """Parent of Faust's per-group data dir (it keeps no tables there).
+    Default: ``$TMP/brainstream-worker``."""
     future_skew_seconds: float = Field(default=3600.0, ge=0)
     future_policy: FuturePolicy = "clamp"
     """Must match the raw sink's ``future_skew_seconds``/``future_policy`` (``dlq`` there is
