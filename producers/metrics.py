@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -36,6 +37,14 @@ def expose(tracker: HasStats, registry: Any = None) -> bool:
             (registry or REGISTRY).register(_Collector(lambda: list(_trackers)))
             _registered = True
     return True
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Collector:

@@ -22,6 +22,10 @@ class RateLimitedLog:
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
+    def reopen_in_child(self) -> None:
+        """After ``fork()``: a lock held by a thread of the parent would never be released."""
+        self._lock = threading.Lock()
+
     def warning(self, kind: str, message: str, count: int = 1) -> bool:
         """Log ``message`` unless ``kind`` was logged within the interval; True if logged."""
         now = self._clock()

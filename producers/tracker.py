@@ -348,6 +348,7 @@ class Tracker:
         forking.abandon(self._producer)  # the parent's queued records are the parent's
         self._outbox.spool.reopen_in_child()
         self._outbox.reset_counters()
+        self._ratelog.reopen_in_child()
         self._close_lock = threading.Lock()
         self._fatal = None
         if not self._closed:

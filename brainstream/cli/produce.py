@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import random
 import time
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from brainstream.settings import Settings
-from brainstream.settings_sdk import SdkSettings
-from brainstream.topics import ensure_topics
-from producers import Tracker, TrackerStats, TrackingError
-from producers.demo import DemoTraffic
-from schemas import REGISTRY
+if TYPE_CHECKING:
+    from producers import Tracker, TrackerStats
+    from producers.demo import DemoTraffic
 
 
 def register(app: typer.Typer) -> None:
@@ -30,6 +28,14 @@ def register(app: typer.Typer) -> None:
         seed: int | None = typer.Option(None, help="Seed for a reproducible mix."),
     ) -> None:
         """Send a realistic mix of every registered event type through the SDK."""
+        # Imported here: the rest of the CLI works even where the SDK cannot be imported.
+        from brainstream.settings import Settings
+        from brainstream.settings_sdk import SdkSettings
+        from brainstream.topics import ensure_topics
+        from producers import Tracker, TrackingError
+        from producers.demo import DemoTraffic
+        from schemas import REGISTRY
+
         console = Console(stderr=True)
         settings, sdk = Settings(), SdkSettings()
         ensure_topics(settings.kafka, settings.topics)  # a demo on a fresh broker just works

@@ -118,3 +118,52 @@ def test_wsgi_requests_are_tracked_with_their_user(
     assert views == sorted((f"/search/{i}", f"user-{i % 3}") for i in range(20))
     searches = [r.event.user_id for r in records if r.event.type == "search"]
     assert sorted(searches) == sorted(f"user-{i % 3}" for i in range(20))
+
+
+class Recorder:
+    """Stands in for the tracker (not for Kafka): records the order of things."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def track(self, event: str, /, user_id: str | None = None, **props: Any) -> str:
+        ctx = current()
+        self.log.append(f"track {event} {ctx.user_id if ctx else None} {props['path']}")
+        return "id"
+
+
+def test_asgi_page_view_is_recorded_after_the_response_is_sent() -> None:
+    log: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send({"type": "http.response.body", "body": b"b"})
+
+    async def send(message: Any) -> None:
+        log.append(f"sent {message['type']}")
+
+    async def receive() -> Any:
+        return {"type": "http.request"}
+
+    middleware = TrackingMiddleware(app, Recorder(log), resolve_user=lambda scope: "u-1")
+    scope = {"type": "http", "path": "/x", "headers": [(b"x-session-id", b"s-1")]}
+    asyncio.run(middleware(scope, receive, send))
+    assert log == [
+        "sent http.response.start",
+        "sent http.response.body",
+        "sent http.response.body",
+        "track page_view u-1 /x",
+    ]
+
+
+def test_a_bad_user_id_from_the_resolver_does_not_break_the_request() -> None:
+    log: list[str] = []
+
+    def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    app = WsgiTrackingMiddleware(wsgi_app, Recorder(log), lambda environ: "someone@example.com")
+    body = app({"PATH_INFO": "/x"}, lambda status, headers: None)
+    assert list(body) == [b"ok"] and log == []
