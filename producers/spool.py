@@ -141,11 +141,14 @@ class Spool:
         return adopted
 
     def _foreign_tokens(self) -> dict[str, list[Path]]:
+        """Other tokens and their segments (none for the lock file of a process killed idle)."""
         tokens: dict[str, list[Path]] = {}
-        for path in self.directory.glob("*.seg"):
+        for path in (*self.directory.glob("*.lock"), *self.directory.glob("*.seg")):
             token = path.name.split(".", 1)[0]
             if token != self.token:
-                tokens.setdefault(token, []).append(path)
+                paths = tokens.setdefault(token, [])
+                if path.suffix == ".seg":
+                    paths.append(path)
         return tokens
 
     def _adopt(self, path: Path) -> int:

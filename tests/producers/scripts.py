@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,17 @@ def exit_with_queue(bootstrap: str, topic: str, spool: str, n: str) -> None:
     REPORT["queued_at_exit"] = len(tracker._producer)
 
 
+def spool_then_sigkill(bootstrap: str, topic: str, spool: str, n: str) -> None:
+    """Broker unreachable: wait until everything timed out into the spool, then SIGKILL."""
+    tracker = make(bootstrap, topic, spool, delivery_timeout_ms=1000)
+    ids = [tracker.track("logout", f"user-{i % 5}") for i in range(int(n))]
+    deadline = time.monotonic() + 30
+    while tracker.stats().in_spool < len(ids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    print(json.dumps({"ids": ids, "stats": tracker.stats().as_dict()}), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def drain(bootstrap: str, topic: str, spool: str, wait: str) -> None:
     """Track nothing; adopt what earlier processes spooled and wait until it is delivered."""
     tracker = make(bootstrap, topic, spool, resend_interval=0.2)
@@ -82,4 +94,5 @@ def fork(bootstrap: str, topic: str, spool: str, n: str) -> None:
 
 
 if __name__ == "__main__":
-    {"exit": exit_with_queue, "drain": drain, "fork": fork}[sys.argv[1]](*sys.argv[2:])
+    commands = {"exit": exit_with_queue, "drain": drain, "fork": fork, "kill": spool_then_sigkill}
+    commands[sys.argv[1]](*sys.argv[2:])

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
-def run(*args: str, timeout: float = 90) -> list[dict[str, Any]]:
+def run(*args: str, timeout: float = 90, rc: int = 0) -> list[dict[str, Any]]:
     done = subprocess.run(
         [sys.executable, "-m", "tests.producers.scripts", *args],
         cwd=REPO,
@@ -26,7 +26,7 @@ def run(*args: str, timeout: float = 90) -> list[dict[str, Any]]:
         timeout=timeout,
         check=False,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == rc, done.stderr[-3000:]
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
@@ -78,3 +78,14 @@ def test_parent_and_child_each_send_their_own_events_once(
     assert set(counts) == expected and set(counts.values()) == {1}
     users = {str(r.event.event_id): r.event.user_id for r in records}
     assert {users[i] for i in by_who["child"]["ids"]} == {"user-child"}
+
+
+def test_what_reached_the_spool_survives_sigkill(
+    kafka_settings: KafkaSettings, topics: TopicSettings, tmp_path: Path
+) -> None:
+    (killed,) = run("kill", "127.0.0.1:9", topics.events, str(tmp_path), "1000", rc=-9)
+    assert killed["stats"]["in_spool"] == 1000
+    (drainer,) = run("drain", kafka_settings.bootstrap_servers, topics.events, str(tmp_path), "60")
+    assert drainer["stats"]["recovered"] == 1000 == drainer["stats"]["delivered"]
+    counts = counts_by_id(read_topic(kafka_settings, topics.events, 1000))
+    assert set(counts) == set(killed["ids"]) and set(counts.values()) == {1}

@@ -94,3 +94,11 @@ def test_empty_spool_leaves_nothing_behind(tmp_path: Path) -> None:
     all_values(spool)
     spool.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_lock_files_of_idle_dead_processes_are_cleaned(tmp_path: Path) -> None:
+    killed = Spool(tmp_path, 1 << 20)
+    killed.close()  # as if killed: the lock file stays, its lock is gone
+    (tmp_path / f"{killed.token}.lock").touch()
+    assert Spool(tmp_path, 1 << 20).adopt_orphans() == 0
+    assert not (tmp_path / f"{killed.token}.lock").exists()
