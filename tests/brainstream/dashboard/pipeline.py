@@ -123,6 +123,9 @@ def running_worker(
         )
     try:
         yield proc
+    except AssertionError as exc:  # a wait timed out: say what the worker said
+        tail = log.read_text(errors="replace")[-3000:]
+        raise AssertionError(f"{exc}\n--- worker log ({log}) ---\n{tail}") from exc
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -187,7 +187,7 @@ def _wait_for_pipeline(
     ends = end_offsets(kafka, topics.events, topics.events_partitions)
     assert sum(ends.values()) == count
     wait_for(lambda: raw_count(conninfo) == count, 60, f"the sink to write {count} rows")
-    wait_for(lambda: fences_caught_up(conninfo, topics.events, ends), 90, "the worker")
+    wait_for(lambda: fences_caught_up(conninfo, topics.events, ends), 120, "the worker")
 
 
 def _look_up_a_user(page: Page, conninfo: str, user: str) -> None:

@@ -86,7 +86,7 @@ def test_counters_move_and_lag_returns_to_zero(
             ),
         ):
             wait_for(lambda: scrape(sink).get(WRITTEN) == 400, 60, "the sink to write 400")
-            wait_for(lambda: scrape(worker).get(COUNTED) == 400, 90, "the worker to count 400")
+            wait_for(lambda: scrape(worker).get(COUNTED) == 400, 120, "the worker to count 400")
             wait_for(lambda: caught_up(dashboard, groups), 30, "every lag at 0")
 
             produce(kafka, topics.events, make_events(200, users))
