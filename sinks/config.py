@@ -20,7 +20,7 @@ class SinkConfig(BaseModel):
     back at once instead of waiting for a rebalance."""
     name: str = SINK_NAME
     """Stamped on dead letters (``bs.dlq.sink``)."""
-    batch_max_records: int = Field(default=5_000, ge=1, le=1_000_000)
+    batch_max_records: int = Field(default=20_000, ge=1, le=1_000_000)
     batch_max_seconds: float = Field(default=0.25, gt=0, le=60)
     """A batch is written when it is full or this long after its first record arrived."""
     future_skew_seconds: float = Field(default=3_600, ge=0)

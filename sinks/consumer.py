@@ -13,6 +13,9 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -28,6 +31,17 @@ from sinks.records import Incoming, Rejection, Row, split
 from sinks.writer import WriteResult, prepare, write_batch
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class InFlight:
+    """A batch handed to the writer thread, with what its completion needs."""
+
+    batch: list[Incoming]
+    rows: list[Row]
+    rejected: list[Rejection]
+    started: float
+    future: Future[WriteResult] = field(default_factory=Future)
 
 
 class SinkStopped(Exception):
@@ -51,20 +65,16 @@ def consumer_conf(kafka_conf: dict[str, Any], config: SinkConfig) -> dict[str, A
 
 
 def incoming(msg: Message) -> Incoming:
-    _kind, ts = msg.timestamp()
-    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-    assert topic is not None and partition is not None and offset is not None
-    raw = msg.headers() or []
-    headers = list(raw.items()) if isinstance(raw, dict) else list(raw)
-    key, value = msg.key(), msg.value()
+    """Hot path: one call per record. Without deserializers key/value are bytes, headers a list."""
+    ts = msg.timestamp()[1]
     return Incoming(
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        key=key.encode() if isinstance(key, str) else key,
-        value=value.encode() if isinstance(value, str) else value,
-        headers=headers,
-        timestamp_ms=ts if ts and ts > 0 else None,
+        msg.topic(),  # type: ignore[arg-type]
+        msg.partition(),  # type: ignore[arg-type]
+        msg.offset(),  # type: ignore[arg-type]
+        msg.key(),
+        msg.value(),
+        msg.headers() or [],  # type: ignore[arg-type]
+        ts if ts > 0 else None,
     )
 
 
@@ -92,6 +102,9 @@ class Sink:
         self._assigned: set[TopicPartitionKey] = set()
         self._revoked: set[TopicPartitionKey] = set()
         self._batches = 0
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="sink-writer")
+        self._pending: InFlight | None = None
+        self._stop = threading.Event()
         self._lag_labels: set[TopicPartitionKey] = set()
         self.healthy_at = clock()
         self.database_up = True
@@ -99,6 +112,8 @@ class Sink:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop``; decoding of the next batch overlaps the write of the last."""
+        self._stop = stop
         self._consumer.subscribe(
             [self._topics.events],
             on_assign=self._on_assign,
@@ -109,11 +124,17 @@ class Sink:
             while not stop.is_set():
                 batch = self._collect(stop)
                 if batch:
-                    self._process(batch, stop)
+                    rows, rejected = split(batch, self.config)
+                    self._finish()
+                    self._submit(InFlight(batch, rows, rejected, time.perf_counter()))
+                elif self._pending is not None and self._pending.future.done():
+                    self._finish()
                 self.healthy_at = self._clock()
+            self._finish()  # graceful: the last batch is written and its offsets committed
         except SinkStopped:
             log.warning("stopped with an unwritten batch; it will be redelivered")
         finally:
+            self._writer.shutdown(wait=True)
             self.close()
 
     def close(self) -> None:
@@ -137,6 +158,7 @@ class Sink:
         self._revoked -= keys
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._finish()  # commit the in-flight batch while its partitions are still ours
         keys = {(tp.topic, tp.partition) for tp in partitions}
         self._assigned -= keys
         self._revoked |= keys
@@ -150,8 +172,12 @@ class Sink:
         records: list[Incoming] = []
         deadline: float | None = None
         while len(records) < cfg.batch_max_records and not stop.is_set():
-            wait = 0.5 if deadline is None else max(0.0, deadline - self._clock())
-            msgs = self._consumer.consume(cfg.batch_max_records - len(records), timeout=wait)
+            if deadline is None:  # poll returns as soon as one record is there
+                first = self._consumer.poll(0.5)
+                msgs = [first] if first is not None else []
+            else:
+                wait = max(0.0, deadline - self._clock())
+                msgs = self._consumer.consume(cfg.batch_max_records - len(records), timeout=wait)
             self._revoked, revoked = set(), self._revoked
             records = without_partitions(records, revoked)
             records += [incoming(m) for m in msgs if self._usable(m)]
@@ -176,46 +202,61 @@ class Sink:
         return False
 
     # -- processing ----------------------------------------------------------------------------
-    def _process(self, batch: list[Incoming], stop: threading.Event) -> None:
-        started = time.perf_counter()
-        rows, rejected = split(batch, self.config)
-        result = self._write(rows, stop)
-        self._batches += 1
-        log.info(
-            "batch %d: records=%d inserted=%d duplicates=%d erased=%d dlq=%d",
-            self._batches,
-            len(batch),
-            result.inserted,
-            result.duplicates,
-            result.erased,
-            len(rejected) + len(result.rejected),
-        )
-        if self.config.crash_after_commit_batch == self._batches:
-            os.kill(os.getpid(), signal.SIGKILL)  # test hook: die between DB and offset commit
-        self._dead_letter(rejected + result.rejected)
-        self._commit(batch)
-        self._observe(batch, rows, result, time.perf_counter() - started)
+    def _submit(self, flight: InFlight) -> None:
+        flight.future = self._writer.submit(self._write, flight.rows, self._stop)
+        self._pending = flight
 
-    def _write(self, rows: list[Row], stop: threading.Event) -> WriteResult:
-        backoff = Backoff(self.config.retry_initial_seconds, self.config.retry_max_seconds)
+    def _finish(self) -> None:
+        """Wait for the pending write, then dead letters (flushed), then offsets."""
+        flight, self._pending = self._pending, None
+        if flight is None:
+            return
+        result = self._await(flight.future)
+        self._dead_letter(flight.rejected + result.rejected)
+        self._commit(flight.batch)
+        self._observe(flight.batch, flight.rows, result, time.perf_counter() - flight.started)
+
+    def _await(self, future: Future[WriteResult]) -> WriteResult:
+        # While the database is away, stop fetching instead of piling records up in memory.
         paused: list[TopicPartition] = []
         try:
             while True:
                 try:
-                    result = write_batch(self._connection(), rows)
-                    self.database_up = True
-                    self.metrics.db_up.set(1)
-                    return result
-                except psycopg.OperationalError as exc:
-                    self._fault(exc)
-                    if not paused:
+                    return future.result(timeout=0.5)
+                except FutureTimeout:
+                    if not self.database_up and not paused:
                         paused = self._consumer.assignment()
                         self._consumer.pause(paused)
-                    if stop.wait(backoff.next()):
-                        raise SinkStopped from exc
         finally:
             if paused:
                 self._consumer.resume(paused)
+
+    def _write(self, rows: list[Row], stop: threading.Event) -> WriteResult:
+        """Writer thread: one transaction, retried with backoff on connection/transaction faults."""
+        backoff = Backoff(self.config.retry_initial_seconds, self.config.retry_max_seconds)
+        while True:
+            try:
+                result = write_batch(self._connection(), rows)
+                break
+            except psycopg.OperationalError as exc:
+                self._fault(exc)
+                if stop.wait(backoff.next()):
+                    raise SinkStopped from exc
+        self.database_up = True
+        self.metrics.db_up.set(1)
+        self._batches += 1
+        log.info(
+            "batch %d: records=%d inserted=%d duplicates=%d erased=%d dlq=%d",
+            self._batches,
+            len(rows),
+            result.inserted,
+            result.duplicates,
+            result.erased,
+            len(result.rejected),
+        )
+        if self.config.crash_after_commit_batch == self._batches:
+            os.kill(os.getpid(), signal.SIGKILL)  # test hook: die between DB and offset commit
+        return result
 
     def _fault(self, exc: psycopg.OperationalError) -> None:
         log.warning("database fault (%s, sqlstate %s); retrying", type(exc).__name__, exc.sqlstate)

@@ -1,0 +1,498 @@
+"""Events/s through the raw-event sink (``brainstream sink``) from a pre-filled topic into
+``analytics_events`` with its indexes, against the limit measured in the same run: psycopg
+binary COPY of the same rows straight into an identical table (same partitions and indexes,
+no Kafka, no decoding). Also bytes per event on disk (table + indexes over every partition) and
+the end-to-end latency track() -> row visible at 5k events/s.
+
+    python benchmarks/sink_throughput.py [--quick]
+
+Full: 1M events of the demo mix over 10k users (quick: 100k). The sink runs as a subprocess
+with its default settings (batch 5000 / 0.25 s); its rate is taken from its own batch log lines,
+first batch to last, so process start-up and group join are excluded (reported apart).
+Latency: the SDK's ``Tracker`` produces 5k events/s; one event in 100 is a probe with a user id
+of its own, and a poller (every 10 ms, index lookup by user_id) notes when each probe's row is
+visible. Services: BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS + BRAINSTREAM_POSTGRES_DSN, else
+``brainstream.dev.up()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+import psycopg  # noqa: E402
+from confluent_kafka import Producer  # noqa: E402
+from psycopg import sql  # noqa: E402
+from psycopg.conninfo import make_conninfo  # noqa: E402
+from psycopg.types.json import set_json_dumps  # noqa: E402
+
+from brainstream.migrate import migrate  # noqa: E402
+from brainstream.topics import delete_topics, ensure_topics  # noqa: E402
+from schemas.config import KafkaSettings, TopicSettings  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "sink_throughput.json"
+TARGET = 0.7
+BYTES_TARGET = 400
+P99_TARGET_S = 1.0
+PARTITIONS = 6
+USERS = 10_000
+LIMIT_CHUNK = 100_000
+SINK_BATCH = 20_000  # the sink's default batch_max_records
+COPY_COLUMNS = (
+    "event_id",
+    "occurred_at",
+    "kafka_offset",
+    "kafka_partition",
+    "schema_version",
+    "event_type",
+    "user_id",
+    "source",
+    "properties",
+)
+Props = Callable[[random.Random, int], dict[str, Any]]
+MIX: list[tuple[int, str, Props]] = [  # the demo mix: weight, type, properties(rng, i)
+    (
+        40,
+        "page_view",
+        lambda r, i: {
+            "path": f"/tasks/{r.randrange(5000)}",
+            "referrer": "/dashboard",
+            "duration_ms": r.randrange(20000),
+        },
+    ),
+    (
+        15,
+        "search",
+        lambda r, i: {
+            "query_length": r.randrange(1, 40),
+            "result_count": r.randrange(200),
+            "filters": ["status"],
+        },
+    ),
+    (
+        10,
+        "task_created",
+        lambda r, i: {"task_id": f"task-{i}", "project_id": f"proj-{i % 97}", "priority": "high"},
+    ),
+    (
+        8,
+        "task_updated",
+        lambda r, i: {
+            "task_id": f"task-{r.randrange(i + 1)}",
+            "changed_fields": ["status"],
+            "status": "done",
+        },
+    ),
+    (2, "task_deleted", lambda r, i: {"task_id": f"task-{r.randrange(i + 1)}"}),
+    (6, "login", lambda r, i: {"method": "oauth", "provider": "github"}),
+    (5, "logout", lambda r, i: {"reason": "user", "session_seconds": r.randrange(86400)}),
+    (
+        5,
+        "file_upload",
+        lambda r, i: {
+            "file_id": f"file-{i}",
+            "mime_type": "image/png",
+            "size_bytes": r.randrange(1 << 22),
+        },
+    ),
+    (4, "profile_update", lambda r, i: {"changed_fields": ["avatar"]}),
+    (
+        5,
+        "github_api_call",
+        lambda r, i: {
+            "endpoint": "/repos/{owner}/{repo}",
+            "status": 200,
+            "rate_limit_remaining": r.randrange(5000),
+        },
+    ),
+]
+_BATCH_LINE = re.compile(
+    r"^(\S+ \S+) INFO sinks\.consumer: batch \d+: records=(\d+) inserted=(\d+)"
+)
+
+
+# -- data ---------------------------------------------------------------------------------------
+def events(n: int, seed: int = 7) -> Iterator[tuple[bytes, bytes, tuple[Any, ...]]]:
+    """Deterministic (key, value, row) of the demo mix; occurred_at spans the last 20 hours."""
+    rng = random.Random(seed)
+    weights, kinds = [w for w, _t, _p in MIX], [(t, p) for _w, t, p in MIX]
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=20)
+    step = 20 * 3600 / n
+    for i in range(n):
+        type_name, props = rng.choices(kinds, weights)[0]
+        at = start + timedelta(seconds=i * step + rng.random())
+        ms = int(at.timestamp() * 1000)
+        event_id = uuid.UUID(
+            int=(ms << 80)
+            | (0x7 << 76)
+            | (rng.getrandbits(12) << 64)
+            | (0b10 << 62)
+            | rng.getrandbits(62)
+        )
+        user = f"user-{rng.randrange(USERS)}"
+        properties = props(rng, i)
+        value = orjson.dumps(
+            {
+                "event_id": str(event_id),
+                "type": type_name,
+                "user_id": user,
+                "occurred_at": at.isoformat(),
+                "source": "web",
+                "schema_version": 1,
+                "properties": properties,
+            }
+        )
+        row = (event_id, at, i, 0, 1, type_name, user, "web", orjson.dumps(properties).decode())
+        yield user.encode(), value, row
+
+
+def prefill(kafka: KafkaSettings, topic: str, n: int) -> None:
+    producer = Producer(
+        {
+            **kafka.librdkafka(),
+            "linger.ms": 50,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 500_000,
+        }
+    )
+    for key, value, _row in events(n):
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    assert producer.flush(120) == 0
+
+
+# -- services and schemas -----------------------------------------------------------------------
+def services() -> tuple[KafkaSettings, str]:
+    bootstrap = os.environ.get("BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS")
+    dsn = os.environ.get("BRAINSTREAM_POSTGRES_DSN")
+    if bootstrap and dsn:
+        return KafkaSettings(bootstrap_servers=bootstrap), dsn
+    from brainstream import dev
+
+    up = dev.up(log=lambda _m: None)
+    return KafkaSettings(bootstrap_servers=up.kafka_bootstrap), up.postgres_dsn
+
+
+def fresh_schema(dsn: str) -> tuple[str, str]:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    migrate(dsn, name)
+    return name, make_conninfo(dsn, options=f"-c search_path={name}")
+
+
+def drop_schema(dsn: str, name: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+def on_disk_bytes(conninfo: str) -> int:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits"
+            " WHERE inhparent = 'analytics_events'::regclass"
+        ).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+# -- the limit: COPY straight into the identical table ------------------------------------------
+def copy_limit(conninfo: str, n: int) -> float:
+    columns = sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS))
+    statement = sql.SQL("COPY analytics_events ({}) FROM STDIN (FORMAT BINARY)").format(columns)
+    types = ["uuid", "timestamptz", "int8", "int4", "int2", "text", "text", "text", "jsonb"]
+    rows = (row for _k, _v, row in events(n))
+    elapsed = 0.0
+    with psycopg.connect(conninfo) as conn:
+        set_json_dumps(lambda obj: obj, context=conn)  # properties are JSON text already
+        while chunk := [r for _, r in zip(range(LIMIT_CHUNK), rows, strict=False)]:
+            started = time.perf_counter()
+            with conn.cursor() as cur, cur.copy(statement) as copy:
+                copy.set_types(types)
+                for r in chunk:
+                    copy.write_row(r)
+            conn.commit()
+            elapsed += time.perf_counter() - started
+    return n / elapsed
+
+
+# -- the sink's database path alone: COPY -> staging -> INSERT … ON CONFLICT, rows pre-decoded --
+def db_path(conninfo: str, n: int, batch: int) -> float:
+    from sinks.config import SinkConfig
+    from sinks.records import Incoming, split
+    from sinks.writer import prepare, write_batch
+
+    records = (Incoming("t", 0, i, k, v) for i, (k, v, _r) in enumerate(events(n)))
+    elapsed = 0.0
+    with psycopg.connect(conninfo) as conn:
+        prepare(conn)
+        while chunk := [r for _, r in zip(range(batch), records, strict=False)]:
+            rows, _rejected = split(chunk, SinkConfig())
+            started = time.perf_counter()
+            write_batch(conn, rows)
+            elapsed += time.perf_counter() - started
+    return n / elapsed
+
+
+# -- the sink as a subprocess -------------------------------------------------------------------
+def sink_env(kafka: KafkaSettings, dsn: str, schema: str, topics: TopicSettings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRAINSTREAM_")}
+    env.update(
+        BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
+        BRAINSTREAM_POSTGRES_DSN=dsn,
+        BRAINSTREAM_POSTGRES_SCHEMA=schema,
+        BRAINSTREAM_TOPIC_EVENTS=topics.events,
+        BRAINSTREAM_TOPIC_DLQ=topics.dlq,
+        BRAINSTREAM_TOPIC_ERASURES=topics.erasures,
+        BRAINSTREAM_SINK_GROUP_ID=f"bench-sink-{uuid.uuid4().hex[:8]}",
+    )
+    return env
+
+
+def start_sink(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "brainstream.cli", "sink"],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def batches(log: Path) -> list[tuple[float, int, int]]:
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        if m := _BATCH_LINE.match(line):
+            at = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            found.append((at, int(m.group(2)), int(m.group(3))))
+    return found
+
+
+def sink_rate(
+    kafka: KafkaSettings,
+    dsn: str,
+    conninfo: str,
+    schema: str,
+    topics: TopicSettings,
+    n: int,
+    log: Path,
+) -> dict[str, float]:
+    started = time.time()
+    proc = start_sink(sink_env(kafka, dsn, schema, topics), log)
+    try:
+        deadline = time.monotonic() + 1800
+        while sum(b[2] for b in batches(log)) < n:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"sink exited or stalled; see {log}")
+            time.sleep(0.5)
+    finally:
+        stop(proc)
+    seen = batches(log)
+    first, last = seen[0], seen[-1]
+    rate = (sum(b[1] for b in seen) - first[1]) / (last[0] - first[0])
+    return {
+        "sink_events_per_s": rate,
+        "sink_startup_s": first[0] - started,
+        "sink_wall_s": last[0] - started,
+        "sink_batches": len(seen),
+    }
+
+
+# -- latency at 5k events/s ---------------------------------------------------------------------
+def latency(kafka: KafkaSettings, dsn: str, rate: int, seconds: int, log: Path) -> dict[str, Any]:
+    from producers.tracker import Tracker
+
+    name, conninfo = fresh_schema(dsn)
+    topics = topic_settings()
+    ensure_topics(kafka, topics)
+    proc = start_sink(sink_env(kafka, dsn, name, topics), log)
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    done = threading.Event()
+    poller = threading.Thread(target=_poll_probes, args=(conninfo, sent, seen, done))
+    tracker = Tracker(kafka, topic=topics.events, source="bench", prometheus=False)
+    try:
+        _warm_up(tracker, conninfo)
+        poller.start()
+        achieved = _track_at(tracker, rate, seconds, sent)
+        deadline = time.monotonic() + 30
+        while len(seen) < len(sent) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        done.set()
+        tracker.close()
+        stop(proc)
+        if poller.is_alive():
+            poller.join(10)
+        delete_topics(kafka, [topics.events, topics.dlq, topics.erasures])
+        drop_schema(dsn, name)
+    lat = sorted(seen[p] - sent[p] for p in seen)
+    return {
+        "latency_rate_target": rate,
+        "latency_rate_achieved": achieved,
+        "latency_probes": len(sent),
+        "latency_unseen_after_30s": len(sent) - len(seen),
+        "latency_p50_s": statistics.median(lat),
+        "latency_p99_s": _pct(lat, 0.99),
+        "latency_max_s": lat[-1],
+    }
+
+
+def _warm_up(tracker: Any, conninfo: str) -> None:
+    """Wait until the sink has joined its group and writes (first probe visible)."""
+    tracker.track("login", user_id="warm-up", method="oauth")
+    deadline = time.monotonic() + 60
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        while not conn.execute("SELECT 1 FROM analytics_events LIMIT 1").fetchone():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the sink wrote nothing within 60 s")
+            time.sleep(0.1)
+
+
+def _track_at(tracker: Any, rate: int, seconds: int, sent: dict[str, float]) -> float:
+    tick, per_tick = 0.01, rate // 100
+    started, i = time.monotonic(), 0
+    for t in range(seconds * 100):
+        for _ in range(per_tick):
+            i += 1
+            if i % 100 == 0:
+                probe = f"probe-{i}"
+                sent[probe] = time.time()
+                tracker.track("page_view", user_id=probe, path="/probe")
+            else:
+                tracker.track("page_view", user_id=f"user-{i % USERS}", path="/tasks/1")
+        pause = started + (t + 1) * tick - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+    return i / (time.monotonic() - started)
+
+
+def _poll_probes(
+    conninfo: str, sent: dict[str, float], seen: dict[str, float], done: threading.Event
+) -> None:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        while not done.is_set():
+            pending = [p for p in list(sent) if p not in seen]
+            if pending:
+                rows = conn.execute(
+                    "SELECT user_id FROM analytics_events WHERE user_id = ANY(%s)", (pending,)
+                ).fetchall()
+                now = time.time()
+                for (user,) in rows:
+                    seen.setdefault(str(user), now)
+            time.sleep(0.01)
+
+
+def _pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def topic_settings() -> TopicSettings:
+    prefix = f"bench.sink.{uuid.uuid4().hex[:8]}"
+    return TopicSettings(
+        events=f"{prefix}.events",
+        dlq=f"{prefix}.dlq",
+        erasures=f"{prefix}.erasures",
+        events_partitions=PARTITIONS,
+    )
+
+
+# -- main ---------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="100k events, 5 s of latency")
+    args = parser.parse_args()
+    n = 100_000 if args.quick else 1_000_000
+    kafka, dsn = services()
+    logs = ROOT / "benchmarks" / "results"
+    logs.mkdir(parents=True, exist_ok=True)
+
+    topics = topic_settings()
+    ensure_topics(kafka, topics)
+    limit_schema, limit_conninfo = fresh_schema(dsn)
+    sink_schema, sink_conninfo = fresh_schema(dsn)
+    db_schema, db_conninfo = fresh_schema(dsn)
+    try:
+        prefill(kafka, topics.events, n)
+        limit = copy_limit(limit_conninfo, n)
+        limit_bytes = on_disk_bytes(limit_conninfo)
+        db_only = db_path(db_conninfo, n, SINK_BATCH)
+        drop_schema(dsn, db_schema)
+        sink = sink_rate(
+            kafka, dsn, sink_conninfo, sink_schema, topics, n, logs / "sink_throughput.sink.log"
+        )
+        sink_bytes = on_disk_bytes(sink_conninfo)
+    finally:
+        delete_topics(kafka, [topics.events, topics.dlq, topics.erasures])
+        drop_schema(dsn, limit_schema)
+        drop_schema(dsn, sink_schema)
+        with contextlib.suppress(psycopg.errors.InvalidSchemaName):
+            drop_schema(dsn, db_schema)
+    lat = latency(kafka, dsn, 5_000, 5 if args.quick else 10, logs / "sink_throughput.lat.log")
+
+    ratio = sink["sink_events_per_s"] / limit
+    per_event = sink_bytes / n
+    figures = {
+        "events": n,
+        "users": USERS,
+        "partitions": PARTITIONS,
+        "limit_copy_events_per_s": round(limit, 1),
+        **{k: round(v, 4) for k, v in sink.items()},
+        "bytes_per_event_sink": round(per_event, 1),
+        "bytes_per_event_copy_limit": round(limit_bytes / n, 1),
+        "bytes_per_event_target": BYTES_TARGET,
+        "bytes_meets": per_event <= BYTES_TARGET,
+        **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in lat.items()},
+        "latency_p99_target_s": P99_TARGET_S,
+        "latency_meets": lat["latency_p99_s"] <= P99_TARGET_S,
+    }
+    result = {
+        "name": "sink_throughput",
+        "ratio": round(ratio, 4),
+        "target": TARGET,
+        "meets": ratio >= TARGET,
+        "figures": figures,
+        "quick": args.quick,
+    }
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"sink_throughput: {sink['sink_events_per_s']:,.0f} ev/s vs COPY limit {limit:,.0f} ev/s"
+        f" = {ratio:.2f}x (target {TARGET}x; its DB path alone {db_only / limit:.2f}x);"
+        f" {per_event:.0f} B/event (target {BYTES_TARGET});"
+        f" e2e p50 {lat['latency_p50_s'] * 1000:.0f} ms p99 {lat['latency_p99_s'] * 1000:.0f} ms"
+        f" at {lat['latency_rate_achieved']:,.0f} ev/s (target p99 {P99_TARGET_S} s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
