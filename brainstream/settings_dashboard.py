@@ -13,11 +13,10 @@ class DashboardSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8050, ge=0, le=65_535)
-    groups: list[str] = Field(
-        default_factory=lambda: ["brainstream-sink", "brainstream-aggregates"]
-    )
-    """Consumer groups of the events topic whose lag is watched (JSON list). Groups that hold an
-    offset fence in ``stream_offsets`` are watched as well."""
+    groups: list[str] | None = None
+    """Kafka consumer groups of the events topic whose lag is watched (JSON list); unset: the
+    sink's and the worker's (``BRAINSTREAM_SINK_GROUP_ID``, ``BRAINSTREAM_WORKER_GROUP_ID``).
+    Every projection with an offset fence in ``stream_offsets`` is watched as well."""
     refresh_seconds: float = Field(default=5.0, ge=0.2, le=3_600)
     """How often the page polls its JSON endpoints."""
     health_ttl_seconds: float = Field(default=1.0, ge=0, le=600)

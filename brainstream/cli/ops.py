@@ -25,10 +25,18 @@ def probe(settings: Settings, config: DashboardSettings) -> Probe:
         kafka_conf=settings.kafka.librdkafka(),
         topics=settings.topics,
         conninfo=_conninfo(settings),
-        groups=tuple(config.groups),
+        groups=tuple(config.groups or default_groups()),
         timeout=config.timeout_seconds,
         limits=Thresholds(config.max_lag, config.max_dlq),
     )
+
+
+def default_groups() -> list[str]:
+    """The consumer groups of the raw sink and of the aggregate worker, as configured."""
+    from brainstream.settings_sink import SinkSettings
+    from brainstream.settings_worker import WorkerSettings
+
+    return [SinkSettings().group_id, WorkerSettings().group_id]
 
 
 def dashboard(

@@ -149,3 +149,11 @@ def test_the_installed_command_is_a_health_check(
     bad = subprocess.run(args, env=wrong, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1
     assert "postgres is down" in bad.stdout
+
+
+def test_watched_groups_default_to_the_sink_and_the_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BRAINSTREAM_SINK_GROUP_ID", "raw-sink")
+    monkeypatch.delenv("BRAINSTREAM_WORKER_GROUP_ID", raising=False)
+    assert ops.default_groups() == ["raw-sink", "brainstream-aggregates"]
