@@ -27,6 +27,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -434,8 +435,8 @@ def main() -> None:
     args = parser.parse_args()
     n = 100_000 if args.quick else 1_000_000
     kafka, dsn = services()
-    logs = ROOT / "benchmarks" / "results"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = Path(tempfile.mkdtemp(prefix="sink-bench-"))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
 
     topics = topic_settings()
     ensure_topics(kafka, topics)

@@ -188,3 +188,20 @@ def test_metrics_and_health_are_served(
     ):
         assert name in metrics
     assert health.status_code == 200 and json.loads(health.text)["ok"] is True
+
+
+def test_a_rebalance_mid_run_keeps_exactly_once(
+    kafka_settings: KafkaSettings, topics: TopicSettings, pg_schema: PgSchema
+) -> None:
+    valid = _valid_events(600)  # 6,000 events, half before and half during the rebalance
+    records = event_records(valid)
+    produce(kafka_settings, topics.events, records[:3000])
+    config = _config(batch_max_records=100)
+    with running_sink(config, kafka_settings, topics, pg_schema.conninfo):
+        wait_for(lambda: count_rows(pg_schema.conninfo) > 300, what="first rows")
+        with running_sink(config, kafka_settings, topics, pg_schema.conninfo):  # joins: rebalance
+            produce(kafka_settings, topics.events, records[3000:])
+            wait_for(lambda: count_rows(pg_schema.conninfo) >= len(valid), what="all rows")
+    with psycopg.connect(pg_schema.conninfo) as conn:
+        ids = [str(r[0]) for r in conn.execute("SELECT event_id FROM analytics_events")]
+    assert len(ids) == len(valid) and set(ids) == {str(e.event_id) for e in valid}
