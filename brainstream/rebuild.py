@@ -52,6 +52,8 @@ class RebuildResult:
     """Records read at the swap: those the live workers applied during the rebuild."""
     fences: dict[int, int] = field(default_factory=dict)
     """The projection's fences after the swap."""
+    skipped: int = 0
+    """Records deleted from the log (retention) while the rebuild ran (``skip_deleted``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,7 @@ def rebuild_aggregates(
         live = _current_schema(conn)
         _lock_rebuild(conn, live)
         result = RebuildResult(ranges=plan(reader, LogRange()))
+        skipped_before = reader.skipped
         shadow_name = shadow.create(conn, live)
         try:
             conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(shadow_name)))
@@ -88,6 +91,7 @@ def rebuild_aggregates(
             with conn.transaction():
                 _finish(conn, reader, live, target, erased, result)
                 shadow.swap(conn, live)
+            result.skipped = reader.skipped - skipped_before
         except BaseException:
             conn.rollback()
             shadow.drop(conn, live)

@@ -4,7 +4,9 @@ Nothing is produced: the range is read with the export's assigned consumer and w
 through the raw sink's own writer (one transaction per batch, ``ON CONFLICT DO NOTHING``,
 erased users dropped under the erasure lock). Replaying a range twice, or a range the live
 sink already wrote, inserts nothing new. Records that fail to decode are counted, not
-dead-lettered again (the live sink dead-lettered them when they first arrived).
+dead-lettered again (the live sink dead-lettered them when they first arrived). Give it a
+reader made with ``skip_deleted=True`` to carry on past records that retention deletes while
+the replay runs (they are counted in ``skipped``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class ReplayResult:
     erased: int = 0
     rejected: int = 0
     """Undecodable or refused by the database; the live sink dead-lettered them."""
+    skipped: int = 0
+    """Records deleted from the log (retention) before they could be read."""
 
     def add(self, written: WriteResult, rejected: int) -> None:
         self.inserted += written.inserted
@@ -52,6 +56,7 @@ def replay_to_raw(
     config = sink_config or SinkConfig()
     progress = progress or NoProgress()
     result = ReplayResult(ranges=plan(reader, log_range))
+    skipped_before = reader.skipped
     progress.start(sum(r.size for r in result.ranges))
     try:
         with psycopg.connect(conninfo) as conn:
@@ -60,6 +65,7 @@ def replay_to_raw(
                 _replay_partition(reader, prange, conn, config, result, progress)
     finally:
         progress.close()
+    result.skipped = reader.skipped - skipped_before
     return result
 
 

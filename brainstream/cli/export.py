@@ -230,7 +230,9 @@ def replay(
     progress = BarProgress(enabled=not no_progress, description=f"replay {to}")
     consumer = Consumer(consumer_conf(settings.kafka.librdkafka(), GROUP_ID))
     try:
-        reader = LogReader(consumer, settings.topics.events, config)
+        # A replay rebuilds a projection: records retention deletes meanwhile are skipped (and
+        # counted), where an export would fail rather than publish less than it planned.
+        reader = LogReader(consumer, settings.topics.events, config, skip_deleted=True)
         if to == "raw":
             _replay_raw(reader, selected, settings, progress)
         else:
@@ -250,7 +252,8 @@ def _replay_raw(
     )
     console.print(
         f"replayed {result.read} records: {result.inserted} inserted, {result.duplicates} "
-        f"already present, {result.erased} erased, {result.rejected} rejected"
+        f"already present, {result.erased} erased, {result.rejected} rejected, "
+        f"{result.skipped} deleted by retention meanwhile"
     )
 
 
@@ -274,5 +277,5 @@ def _replay_aggregates(
     console.print(
         f"aggregates rebuilt from {result.read} records ({result.counted} counted, "
         f"{result.erased} erased, {result.invalid} invalid, {result.caught_up} caught up at "
-        f"the swap); fences now {result.fences}"
+        f"the swap, {result.skipped} deleted by retention meanwhile); fences now {result.fences}"
     )

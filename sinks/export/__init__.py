@@ -8,6 +8,8 @@ from sinks.export.errors import (
     ExportStalled,
     InvalidRange,
     PseudonymKeyMissing,
+    RecordsGone,
+    TimeLookupFailed,
     TopicMissing,
 )
 from sinks.export.manifest import Manifest, load
@@ -24,6 +26,8 @@ __all__ = [
     "LogRange",
     "Manifest",
     "PseudonymKeyMissing",
+    "RecordsGone",
+    "TimeLookupFailed",
     "TopicMissing",
     "export",
     "load",

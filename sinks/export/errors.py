@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from schemas import BrainstreamError
@@ -39,6 +40,25 @@ class ExportStalled(ExportError):
         self.position = position
         self.end = end
         self.seconds = seconds
+
+
+class RecordsGone(ExportError):
+    """Records of the planned range were deleted (retention, delete-records) before being read."""
+
+    def __init__(self, partition: int, offset: int) -> None:
+        super().__init__(f"partition {partition}: records from offset {offset} no longer exist")
+        self.partition = partition
+        self.offset = offset
+
+
+class TimeLookupFailed(ExportError):
+    """The broker could not say which offsets a time corresponds to."""
+
+    def __init__(self, topic: str, epoch_ms: int, errors: Mapping[int, object]) -> None:
+        super().__init__(f"offsets_for_times({epoch_ms}) on {topic!r} failed: {errors}")
+        self.topic = topic
+        self.epoch_ms = epoch_ms
+        self.errors = errors
 
 
 class TopicMissing(ExportError):

@@ -16,13 +16,15 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from sinks.export.config import ExportConfig, LogRange
-from sinks.export.errors import ExportStalled, TopicMissing
+from sinks.export.errors import ExportStalled, RecordsGone, TimeLookupFailed, TopicMissing
 from sinks.export.ranges import PartitionRange, epoch_ms, from_times, resolve
 
 Message = Any
 """A ``confluent_kafka.Message`` (the library ships no type information)."""
 
 _POLL_SECONDS = 0.2
+_RETRY_SECONDS = 0.1
+_GONE = frozenset({KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE})
 
 
 def consumer_conf(kafka_conf: dict[str, Any], group_id: str) -> dict[str, Any]:
@@ -33,7 +35,8 @@ def consumer_conf(kafka_conf: dict[str, Any], group_id: str) -> dict[str, Any]:
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "enable.partition.eof": True,
-        "auto.offset.reset": "earliest",
+        # Records deleted (retention) after the range was planned fail the run, never skipped.
+        "auto.offset.reset": "error",
         "isolation.level": "read_committed",
         "fetch.wait.max.ms": 10,
         "max.partition.fetch.bytes": 8 * 1024 * 1024,
@@ -51,11 +54,15 @@ class LogReader:
         config: ExportConfig,
         *,
         clock: Callable[[], float] = time.monotonic,
+        skip_deleted: bool = False,
     ) -> None:
         self._consumer = consumer
         self.topic = topic
         self._config = config
         self._clock = clock
+        self._skip_deleted = skip_deleted
+        self.skipped = 0
+        """Records of planned ranges deleted before they were read (``skip_deleted`` only)."""
 
     def partitions(self) -> list[int]:
         meta = self._consumer.list_topics(self.topic, timeout=self._config.kafka_timeout_seconds)
@@ -74,10 +81,30 @@ class LogReader:
         }
 
     def offsets_for_times(self, partitions: list[int], epoch_ms: int) -> dict[int, int]:
-        """First offset whose timestamp is at or after ``epoch_ms``, per partition (-1: none)."""
-        asked = [TopicPartition(self.topic, p, epoch_ms) for p in partitions]
-        found = self._consumer.offsets_for_times(asked, timeout=self._config.kafka_timeout_seconds)
-        return {tp.partition: tp.offset for tp in found}
+        """First offset whose timestamp is at or after ``epoch_ms``, per partition (-1: none).
+
+        A partition the broker cannot answer for yet (e.g. right after writes, before its high
+        watermark moved) is asked again until ``kafka_timeout_seconds``; never guessed.
+        """
+        deadline = self._clock() + self._config.kafka_timeout_seconds
+        answers: dict[int, int] = {}
+        while True:
+            pending = [p for p in partitions if p not in answers]
+            asked = [TopicPartition(self.topic, p, epoch_ms) for p in pending]
+            found = self._consumer.offsets_for_times(
+                asked, timeout=self._config.kafka_timeout_seconds
+            )
+            errors = {}
+            for tp in found:
+                if tp.error is None and tp.offset >= -1:
+                    answers[tp.partition] = tp.offset
+                else:
+                    errors[tp.partition] = tp.error
+            if not errors:
+                return answers
+            if self._clock() > deadline:
+                raise TimeLookupFailed(self.topic, epoch_ms, errors)
+            time.sleep(_RETRY_SECONDS)
 
     def read(self, prange: PartitionRange) -> Iterator[list[Message]]:
         """Batches of the records in ``[start, end)`` of one partition, in offset order."""
@@ -96,7 +123,13 @@ class LogReader:
         last_seen, position = self._clock(), prange.start
         while position < prange.end:
             messages = self._consumer.consume(self._config.poll_batch, _POLL_SECONDS)
-            batch, position = _take(messages, prange, position)
+            try:
+                batch, position = _take(messages, prange, position)
+            except RecordsGone:
+                if not self._skip_deleted:
+                    raise
+                position = self._skip_to_log_start(prange, position)
+                continue
             if batch:
                 last_seen = self._clock()
                 yield batch
@@ -104,6 +137,16 @@ class LogReader:
                 raise ExportStalled(
                     prange.partition, position, prange.end, self._clock() - last_seen
                 )
+
+    def _skip_to_log_start(self, prange: PartitionRange, position: int) -> int:
+        tp = TopicPartition(self.topic, prange.partition)
+        low, _high = self._consumer.get_watermark_offsets(
+            tp, timeout=self._config.kafka_timeout_seconds, cached=False
+        )
+        start = min(max(low, position), prange.end)
+        self.skipped += start - position
+        self._consumer.assign([TopicPartition(self.topic, prange.partition, start)])
+        return start
 
 
 def _take(
@@ -114,6 +157,8 @@ def _take(
     for msg in messages:
         err = msg.error()
         if err is not None:
+            if err.code() in _GONE:
+                raise RecordsGone(prange.partition, position)
             if err.code() != KafkaError._PARTITION_EOF:
                 raise KafkaException(err)
             # At the partition's current end: nothing at or past ``offset`` is readable yet, and

@@ -86,11 +86,11 @@ def produce(
 
 @contextmanager
 def reader(
-    kafka: KafkaSettings, topics: TopicSettings, config: ExportConfig
+    kafka: KafkaSettings, topics: TopicSettings, config: ExportConfig, *, skip_deleted: bool = False
 ) -> Iterator[LogReader]:
     consumer = Consumer(consumer_conf(kafka.librdkafka(), "brainstream-export-test"))
     try:
-        yield LogReader(consumer, topics.events, config)
+        yield LogReader(consumer, topics.events, config, skip_deleted=skip_deleted)
     finally:
         consumer.close()
 

@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import gzip
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 import zstandard
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
 from schemas.config import KafkaSettings, TopicSettings
-from sinks.export import ExportConfig, ExportRequest, Filters, LogRange, Manifest, export, load
+from sinks.export import (
+    ExportConfig,
+    ExportRequest,
+    Filters,
+    LogRange,
+    Manifest,
+    RecordsGone,
+    export,
+    load,
+)
 from sinks.export.dataset import PARTIAL_SUFFIX
+from sinks.export.ranges import epoch_ms
+from sinks.replay import replay_to_raw
 from tests.fixtures.services import PgSchema
 from tests.sinks.export.helpers import (
     T0,
@@ -25,9 +38,12 @@ from tests.sinks.export.helpers import (
     parquet_rows,
     produce,
     produce_raw,
+    reader,
 )
 
 pytestmark = pytest.mark.integration
+
+HOUR_MS = 3_600_000
 
 
 def run(
@@ -171,16 +187,16 @@ def test_pseudonymised_export_holds_no_raw_user_id(
 def test_time_range_offsets_and_filters(
     kafka_settings: KafkaSettings, topics: TopicSettings, pg_schema: PgSchema, tmp_path: Path
 ) -> None:
-    hour_ms = 3_600_000
-    base = int(T0.timestamp() * 1000)
+    # Record timestamps well inside the topic's retention (older ones may be deleted any time).
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
     batches = [events(300, start=T0 + timedelta(hours=h)) for h in range(3)]
     for hour, batch in enumerate(batches):
-        produce(kafka_settings, topics.events, batch, timestamp_ms=base + hour * hour_ms)
+        produce(kafka_settings, topics.events, batch, timestamp_ms=epoch_ms(start) + hour * HOUR_MS)
     produce_raw(kafka_settings, topics.events, [(b"user-1", b"{not json", [])])
 
     middle = run(
         kafka_settings, topics, pg_schema, tmp_path, "middle",
-        range=LogRange(since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=2)),
+        range=LogRange(since=start + timedelta(hours=1), until=start + timedelta(hours=2)),
         formats=["jsonl"],
     )  # fmt: skip
     rows = jsonl_rows(tmp_path / "middle" / "events.jsonl")
@@ -189,7 +205,7 @@ def test_time_range_offsets_and_filters(
 
     tail = run(
         kafka_settings, topics, pg_schema, tmp_path, "tail",
-        range=LogRange(since=T0 + timedelta(hours=2)), formats=["jsonl"],
+        range=LogRange(since=start + timedelta(hours=2)), formats=["jsonl"],
         filters=Filters(event_types=frozenset({"login", "search"}), sources=frozenset({"tests"})),
     )  # fmt: skip
     assert tail.records_read == 301 and tail.excluded.undecodable == 1
@@ -204,3 +220,46 @@ def test_time_range_offsets_and_filters(
     )  # fmt: skip
     assert again.content_hash == middle.content_hash
     assert not list(tmp_path.glob(f"*{PARTIAL_SUFFIX}"))
+
+
+class DeleteRecordsOnStart:
+    """Progress hook: once the range is planned, the head of every partition is deleted (as
+    retention would do), before a single record is read."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        self._admin = AdminClient(kafka.librdkafka())
+        self._topic = topic
+
+    def start(self, total: int) -> None:
+        doomed = [TopicPartition(self._topic, p, 10) for p in range(3)]
+        for future in self._admin.delete_records(doomed).values():
+            future.result(30)
+
+    def advance(self, count: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_records_deleted_after_planning_fail_the_export(
+    kafka_settings: KafkaSettings, topics: TopicSettings, pg_schema: PgSchema, tmp_path: Path
+) -> None:
+    produce(kafka_settings, topics.events, events(300))
+    config = ExportConfig(output_dir=tmp_path)
+    request = ExportRequest(name="gone")
+    hook = DeleteRecordsOnStart(kafka_settings, topics.events)
+    with pytest.raises(RecordsGone) as caught:
+        export(request, config, kafka_settings.librdkafka(), topics, None, progress=hook)
+    assert (caught.value.partition, caught.value.offset) == (0, 0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_replay_skips_and_counts_records_deleted_meanwhile(
+    kafka_settings: KafkaSettings, topics: TopicSettings, pg_schema: PgSchema, tmp_path: Path
+) -> None:
+    produce(kafka_settings, topics.events, events(300))
+    hook = DeleteRecordsOnStart(kafka_settings, topics.events)
+    with reader(kafka_settings, topics, ExportConfig(), skip_deleted=True) as log_reader:
+        result = replay_to_raw(log_reader, LogRange(), pg_schema.conninfo, progress=hook)
+    assert (result.read, result.inserted, result.skipped) == (270, 270, 30)
