@@ -32,6 +32,9 @@ librdkafka_log = logging.getLogger("brainstream.producers.librdkafka")
 librdkafka_log.addFilter(RateLimitFilter(10.0))
 
 _NO_USER = InvalidEvent([FieldError("user_id", "missing", "no user_id given and no user context")])
+_AMBIGUOUS = InvalidEvent(
+    [FieldError("properties", "ambiguous", "give properties= or keyword properties, not both")]
+)
 _USER_CACHE_MAX = 10_000
 _ADOPT_EVERY = 30.0
 
@@ -106,9 +109,9 @@ class Tracker:
                 codec = self._codecs.get(event) or self._codec(event)
                 if codec is None:
                     return self._track_model(event, ctx, properties, None, props)
-                event_id, value = codec.encode(
-                    ctx.user_id, props if properties is None else properties
-                )
+                if properties is not None and props:
+                    raise _AMBIGUOUS
+                event_id, value = codec.encode(ctx.user_id, properties or props)
             except InvalidEvent as exc:
                 return self._reject(event, exc)
             headers = (

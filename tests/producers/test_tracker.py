@@ -41,6 +41,7 @@ GARBAGE: list[tuple[tuple[Any, ...], dict[str, Any], str]] = [
     ((42, "u-1"), {}, "type"),
     (("login", "u-1"), {"method": "telepathy"}, "properties.method"),
     (("page_view", "u-1"), {"path": "/x", "occurred_at": "yesterday"}, "occurred_at"),
+    (("page_view", "u-1"), {"path": "/x", "properties": {"path": "/y"}}, "properties"),
 ]
 
 
