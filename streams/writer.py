@@ -45,6 +45,7 @@ class Applied:
     partition: int
     counted: int
     below_fence: int
+    """Records skipped as already applied (below the fence, or repeated in the batch)."""
     erased: int
     new_user_buckets: int
     next_offset: int
@@ -114,7 +115,8 @@ def apply_batch(conn: Connection, projection: str, topic: str, batch: PartitionB
         row = conn.execute(_READ_FENCE, key).fetchone()
         assert row is not None  # inserted just above
         fence: int = row[0]
-        fresh = [r for r in batch.records if r.offset >= fence]
+        # Keyed by offset: a record redelivered after a rebalance may sit twice in one batch.
+        fresh = list({r.offset: r for r in batch.records if r.offset >= fence}.values())
         erased = _erased_users(conn, {r.user_id for r in fresh})
         counted = [r for r in fresh if r.user_id not in erased] if erased else fresh
         new_rows = upsert(conn, fold(counted)) if counted else 0

@@ -45,6 +45,17 @@ def test_fence_applies_each_offset_once_and_distinct_users_are_exact(pg_schema: 
     assert report.rows["agg_type_buckets"] > 0
 
 
+def test_a_record_repeated_in_one_batch_counts_once(pg_schema: PgSchema) -> None:
+    events = make_events(100, 5, end=NOW, seed=4, late_fraction=0)
+    copy_raw(pg_schema.conninfo, events)
+    recs = records(events)
+    redelivered = recs[:60] + recs[40:]  # a rebalance re-sent 40..59 before they were applied
+    with psycopg.connect(pg_schema.conninfo) as conn:
+        done = apply_batch(conn, "aggregates", "t", PartitionBatch(0, redelivered))
+        assert (done.counted, done.below_fence, done.next_offset) == (100, 20, 100)
+        assert verify(conn).ok
+
+
 def test_invalid_offsets_move_the_fence(pg_schema: PgSchema) -> None:
     with psycopg.connect(pg_schema.conninfo) as conn:
         done = apply_batch(conn, "aggregates", "t", PartitionBatch(2, [], [7, 8]))
