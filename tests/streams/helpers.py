@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from schemas import Event, codec, new_event_id
 from schemas.config import KafkaSettings, TopicSettings
@@ -93,12 +93,20 @@ def produce(kafka: KafkaSettings, topic: str, events: Sequence[Event] | Sequence
 
 
 def end_offsets(kafka: KafkaSettings, topic: str, partitions: int) -> dict[int, int]:
+    """High watermarks; retried while a new topic's leaders are still being elected."""
     consumer = Consumer({**kafka.librdkafka(), "group.id": f"probe-{uuid.uuid4().hex}"})
+    deadline = time.monotonic() + 30
     try:
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in range(partitions)
-        }
+        while True:
+            try:
+                return {
+                    p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in range(partitions)
+                }
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
     finally:
         consumer.close()
 
