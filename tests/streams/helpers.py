@@ -163,6 +163,7 @@ class WorkerEnv:
             "BRAINSTREAM_WORKER_HEARTBEAT_INTERVAL_S": "1",
             "BRAINSTREAM_WORKER_COMMIT_INTERVAL_S": "1",
             "BRAINSTREAM_WORKER_LOG_LEVEL": "warning",
+            "BRAINSTREAM_WORKER_DATA_DIR": str(self.log_dir / "brainstream-faust"),
             **extra,
         }
 
