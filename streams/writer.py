@@ -65,8 +65,8 @@ WHERE consumer_group = %(p)s AND topic = %(t)s AND kafka_partition = %(k)s
 """
 _ERASED = "SELECT user_id FROM erased_users WHERE user_id = ANY(%s)"
 
-# Data-modifying CTEs always run to completion. Rows are fed in key order so that concurrent
-# workers lock the type buckets they share in the same order.
+# Data-modifying CTEs always run to completion. Type-bucket rows are fed in key order so that
+# concurrent workers lock the buckets they share in the same order (no deadlock).
 _UPSERT = """
 WITH d AS (
     SELECT * FROM unnest(%b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::int8[],
@@ -137,8 +137,11 @@ def upsert(conn: Connection, deltas: Deltas) -> int:
     """Add ``deltas`` to the aggregate tables; returns how many user-bucket rows are new."""
     if not deltas:
         return 0
-    ub = sorted(deltas.user_buckets.items())
-    ut = sorted(deltas.user_totals.items())
+    # Only the type buckets are shared between partitions (and so between workers): they are
+    # locked in key order. A user's rows belong to one partition, whose fence row serialises
+    # every writer of it, so they need no order.
+    ub = deltas.user_buckets.items()
+    ut = deltas.user_totals.items()
     tb = sorted(deltas.type_counts.items())
     params: list[Any] = [
         *_columns([(*k, s.count, s.first, s.last) for k, s in ub], 7),
