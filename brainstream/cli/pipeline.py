@@ -180,4 +180,4 @@ def _render(snap: Snapshot, producing: bool) -> Group:
         table.add_row(name, str(snap.raw_rows.get(name, 0)), str(count), str(users))
     table.add_row("[bold]total", f"[bold]{snap.raw_total}", f"[bold]{snap.agg_total}", "")
     state = "producing…" if producing else "producer done, waiting for sink and worker…"
-    return Group(table, f"[dim]{state}[/dim]")
+    return Group(table, f"[dim]{state}[/dim]\n")
