@@ -205,3 +205,28 @@ def test_a_rebalance_mid_run_keeps_exactly_once(
     with psycopg.connect(pg_schema.conninfo) as conn:
         ids = [str(r[0]) for r in conn.execute("SELECT event_id FROM analytics_events")]
     assert len(ids) == len(valid) and set(ids) == {str(e.event_id) for e in valid}
+
+
+def test_an_erasure_racing_the_sink_leaves_none_of_the_users_rows(
+    kafka_settings: KafkaSettings, topics: TopicSettings, pg_schema: PgSchema
+) -> None:
+    events = [
+        sample_event("page_view", user_id="gone" if i % 2 else f"u{i % 9}") for i in range(6_000)
+    ]
+    produce(kafka_settings, topics.events, event_records(events))
+    with running_sink(
+        _config(batch_max_records=50), kafka_settings, topics, pg_schema.conninfo
+    ) as sink:
+        wait_for(lambda: count_rows(pg_schema.conninfo, "user_id = 'gone'") > 0, what="rows")
+        with psycopg.connect(pg_schema.conninfo) as conn:
+            erase_user(conn, "gone")  # while batches keep committing
+        wait_for(
+            lambda: (
+                sink.metrics.events_written._value.get() + sink.metrics.erased_dropped._value.get()
+                >= len(events)
+            ),
+            what="all consumed",
+        )
+    assert count_rows(pg_schema.conninfo, "user_id = 'gone'") == 0
+    assert count_rows(pg_schema.conninfo) == 3_000
+    assert sink.metrics.erased_dropped._value.get() > 0
