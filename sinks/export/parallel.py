@@ -2,8 +2,10 @@
 
 Decoding and validating every record is the dominant cost of an export; the main process
 keeps consuming and writing while ``workers`` processes shape batches. At most
-``2 * workers`` batches are in flight, which bounds memory. Workers are spawned (never
+``2 * workers + 1`` batches are in flight, which bounds memory. Workers are spawned (never
 forked: librdkafka's threads do not survive a fork) and exit when the export ends or dies.
+As with any spawned worker, a script calling the export API must guard its entry point with
+``if __name__ == "__main__":`` (the ``brainstream`` command does).
 """
 
 from __future__ import annotations
@@ -48,10 +50,10 @@ def _shape(task: Task) -> Shaped:
 class ShapePool:
     def __init__(self, spec: ShapeSpec, workers: int) -> None:
         self._workers = workers
-        self._local = Shaper(spec) if workers <= 1 else None
+        self._local = Shaper(spec) if workers < 1 else None
         self._pool = (
             None
-            if workers <= 1
+            if workers < 1
             else ProcessPoolExecutor(
                 workers,
                 mp_context=multiprocessing.get_context("spawn"),
@@ -68,7 +70,7 @@ class ShapePool:
         pending: deque[Future[Shaped]] = deque()
         for task in tasks:
             pending.append(self._pool.submit(_shape, task))
-            if len(pending) >= 2 * self._workers:
+            if len(pending) >= 2 * self._workers + 1:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()

@@ -29,6 +29,9 @@ from sinks.export.writers import DataWriter
 
 Clock = Callable[[], datetime]
 
+AUTO_WORKERS = min(os.cpu_count() or 1, 4)
+"""Decoding dominates; the consuming, writing main process mostly waits on the workers."""
+
 
 @dataclass(frozen=True, slots=True)
 class Written:
@@ -122,9 +125,10 @@ def _spec(
 
 
 def _workers(config: ExportConfig, total: int) -> int:
+    """Worker processes for ``total`` records (0: shape in this process)."""
     if total < config.parallel_min_records:
-        return 1
-    return config.workers or min(os.cpu_count() or 1, 4)
+        return 0
+    return config.workers or AUTO_WORKERS
 
 
 def _open_writers(
