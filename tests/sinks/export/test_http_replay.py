@@ -70,12 +70,17 @@ def test_http_export_reports_status_and_manifest(
         assert started.headers["location"] == f"/exports/{job_id}"
         jobs.wait(job_id, timeout=60)
         status = client.get(f"/exports/{job_id}").json()
+        keyless = client.post("/exports", json={"name": "p", "pseudonymise": True}).json()
+        jobs.wait(keyless["id"], timeout=60)
+        refused = client.get(f"/exports/{keyless['id']}").json()
+        assert [j["id"] for j in client.get("/exports").json()] == [job_id, keyless["id"]]
         assert client.get("/exports/nope").status_code == 404
-        assert [j["id"] for j in client.get("/exports").json()] == [job_id]
 
     assert status["status"] == "succeeded", status["error"]
     assert status["progress"] == {"done": 500, "total": 500}
     assert status["manifest"]["exported"] == 500
+    assert refused["status"] == "failed" and refused["error"].startswith("PseudonymKeyMissing")
+    assert not (tmp_path / "p").exists()
     on_disk = Manifest.model_validate_json((tmp_path / "api" / "manifest.json").read_bytes())
     assert status["manifest"] == on_disk.model_dump(mode="json")
 
