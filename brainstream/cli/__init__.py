@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from brainstream.cli import core, ops, pipeline, produce, sink, worker
+from brainstream.cli import core, export, ops, pipeline, produce, sink, worker
 
 app = typer.Typer(
     name="brainstream",
@@ -15,7 +15,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for module in (core, produce, sink, worker, pipeline, ops):
+for module in (core, produce, sink, worker, export, pipeline, ops):
     module.register(app)
 
 
