@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import statistics
@@ -27,21 +26,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import psycopg
+from _harness import ROOT, drop_schema, fresh_schema, services, write_result
+from confluent_kafka import Consumer, Producer
 
-import psycopg  # noqa: E402
-from confluent_kafka import Consumer, Producer  # noqa: E402
-from psycopg import sql  # noqa: E402
-from psycopg.conninfo import make_conninfo  # noqa: E402
+import schemas
+from brainstream.topics import delete_topics, ensure_topics
+from schemas.config import KafkaSettings, TopicSettings
+from tests.streams.helpers import WorkerEnv, end_offsets, make_events, stop
 
-import schemas  # noqa: E402
-from brainstream.migrate import migrate  # noqa: E402
-from brainstream.topics import delete_topics, ensure_topics  # noqa: E402
-from schemas.config import KafkaSettings, TopicSettings  # noqa: E402
-from tests.streams.helpers import WorkerEnv, end_offsets, make_events, stop  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "aggregate_throughput.json"
 TARGET = 0.5
 FRESHNESS_TARGET_P99_S = 2.0
 PARTITIONS = 6
@@ -73,17 +66,6 @@ async def noop(stream):
 sys.argv = [sys.argv[0], "worker", "-l", "warn", "--web-port", port]
 app.main()
 """
-
-
-def services() -> tuple[KafkaSettings, str]:
-    bootstrap = os.environ.get("BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS")
-    dsn = os.environ.get("BRAINSTREAM_POSTGRES_DSN")
-    if bootstrap and dsn:
-        return KafkaSettings(bootstrap_servers=bootstrap), dsn
-    from brainstream import dev
-
-    up = dev.up(log=lambda _m: None)
-    return KafkaSettings(bootstrap_servers=up.kafka_bootstrap), up.postgres_dsn
 
 
 def topic_settings(name: str) -> TopicSettings:
@@ -180,17 +162,6 @@ def apply_ceiling(dsn: str, topic: str, sample: list[tuple[int, int, bytes]]) ->
             return len(sample) / (time.perf_counter() - started)
     finally:
         drop_schema(dsn, schema)
-
-
-def fresh_schema(dsn: str) -> tuple[str, str]:
-    name = f"bench_agg_{uuid.uuid4().hex[:8]}"
-    migrate(dsn, name)
-    return name, make_conninfo(dsn, options=f"-c search_path={name}")
-
-
-def drop_schema(dsn: str, name: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
 
 
 def fence_sum(conn: psycopg.Connection[Any], topic: str) -> int:
@@ -364,8 +335,7 @@ def main() -> None:
         "figures": {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()},
         "quick": args.quick,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result)
     print(
         f"aggregate_throughput: worker {figures['worker_events_per_s']:.0f} ev/s vs decode-only "
         f"floor {floor:.0f} ev/s = {ratio:.3f}x (target {TARGET}x); freshness at "

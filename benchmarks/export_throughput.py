@@ -27,28 +27,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _harness import services, write_result
+from confluent_kafka import Consumer, Producer
 
-from confluent_kafka import Consumer, Producer  # noqa: E402
+import schemas
+from brainstream.topics import delete_topics, ensure_topics
+from schemas.config import KafkaSettings, TopicSettings
+from sinks.export import ExportConfig, ExportRequest, LogRange, export
+from sinks.export.reader import LogReader, consumer_conf, plan
 
-import schemas  # noqa: E402
-from brainstream.topics import delete_topics, ensure_topics  # noqa: E402
-from schemas.config import KafkaSettings, TopicSettings  # noqa: E402
-from sinks.export import ExportConfig, ExportRequest, LogRange, export  # noqa: E402
-from sinks.export.reader import LogReader, consumer_conf, plan  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "export_throughput.json"
 TARGET = 0.5
 PARTITIONS = 3
 
 
 def kafka_settings() -> KafkaSettings:
-    if os.environ.get("BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS"):
-        return KafkaSettings()
-    from brainstream import dev
-
-    return KafkaSettings(bootstrap_servers=dev.up(log=lambda _m: None).kafka_bootstrap)
+    return services()[0]
 
 
 def topic_settings(events: int) -> TopicSettings:
@@ -227,8 +220,7 @@ def main() -> None:
             "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
         },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result)
     print(
         f"export_throughput: {best['eps']:,.0f} ev/s to Parquet vs floor {floor['eps']:,.0f} ev/s "
         f"(ratio {ratio:.2f}, target >= {TARGET}); peak RSS (main + largest worker) "

@@ -15,10 +15,8 @@ injection, encoding, ``produce()``; the tracker's poller thread serves delivery 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -27,28 +25,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _harness import services, write_result
+from confluent_kafka import Producer
 
-import os  # noqa: E402
-
-from confluent_kafka import Producer  # noqa: E402
-
-import schemas  # noqa: E402
-from brainstream.topics import delete_topics, ensure_topics  # noqa: E402
-from producers import Tracker, TrackerConfig  # noqa: E402
-from schemas.config import KafkaSettings, TopicSettings  # noqa: E402
+import schemas
+from brainstream.topics import delete_topics, ensure_topics
+from producers import Tracker, TrackerConfig
+from schemas.config import KafkaSettings, TopicSettings
 
 PROPS = {"path": "/tasks/42", "referrer": "/dashboard", "duration_ms": 1200}
-RESULTS = ROOT / "benchmarks" / "results" / "sdk_track.json"
 
 
 def kafka_settings() -> KafkaSettings:
-    if os.environ.get("BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS"):
-        return KafkaSettings()
-    from brainstream import dev
-
-    return KafkaSettings(bootstrap_servers=dev.up(log=lambda _m: None).kafka_bootstrap)
+    return services()[0]
 
 
 def timed(fn: Callable[[], Any], n: int) -> list[int]:
@@ -186,8 +175,7 @@ def main() -> None:
         "quick": args.quick,
         "figures": figures,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result)
     print(
         f"sdk_track: track() median {track:.2f} us (p99 {figures['track']['p99_us']:.1f}) = "
         f"{vs_segment:.2f}x Segment ({segment:.2f} us), {vs_floor:.2f}x produce() floor "

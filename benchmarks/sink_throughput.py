@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import random
 import re
@@ -36,21 +35,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import orjson
+import psycopg
+from _harness import ROOT, drop_schema, fresh_schema, services, write_result
+from confluent_kafka import Producer
+from psycopg import sql
+from psycopg.types.json import set_json_dumps
 
-import orjson  # noqa: E402
-import psycopg  # noqa: E402
-from confluent_kafka import Producer  # noqa: E402
-from psycopg import sql  # noqa: E402
-from psycopg.conninfo import make_conninfo  # noqa: E402
-from psycopg.types.json import set_json_dumps  # noqa: E402
+from brainstream.topics import delete_topics, ensure_topics
+from schemas.config import KafkaSettings, TopicSettings
 
-from brainstream.migrate import migrate  # noqa: E402
-from brainstream.topics import delete_topics, ensure_topics  # noqa: E402
-from schemas.config import KafkaSettings, TopicSettings  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "sink_throughput.json"
 TARGET = 0.7
 BYTES_TARGET = 400
 P99_TARGET_S = 1.0
@@ -187,28 +181,6 @@ def prefill(kafka: KafkaSettings, topic: str, n: int) -> None:
 
 
 # -- services and schemas -----------------------------------------------------------------------
-def services() -> tuple[KafkaSettings, str]:
-    bootstrap = os.environ.get("BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS")
-    dsn = os.environ.get("BRAINSTREAM_POSTGRES_DSN")
-    if bootstrap and dsn:
-        return KafkaSettings(bootstrap_servers=bootstrap), dsn
-    from brainstream import dev
-
-    up = dev.up(log=lambda _m: None)
-    return KafkaSettings(bootstrap_servers=up.kafka_bootstrap), up.postgres_dsn
-
-
-def fresh_schema(dsn: str) -> tuple[str, str]:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    migrate(dsn, name)
-    return name, make_conninfo(dsn, options=f"-c search_path={name}")
-
-
-def drop_schema(dsn: str, name: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
-
-
 def on_disk_bytes(conninfo: str) -> int:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         row = conn.execute(
@@ -436,7 +408,6 @@ def main() -> None:
     n = 100_000 if args.quick else 1_000_000
     kafka, dsn = services()
     logs = Path(tempfile.mkdtemp(prefix="sink-bench-"))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
 
     topics = topic_settings()
     ensure_topics(kafka, topics)
@@ -485,7 +456,7 @@ def main() -> None:
         "figures": figures,
         "quick": args.quick,
     }
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result)
     print(
         f"sink_throughput: {sink['sink_events_per_s']:,.0f} ev/s vs COPY limit {limit:,.0f} ev/s"
         f" = {ratio:.2f}x (target {TARGET}x; its DB path alone {db_only / limit:.2f}x);"

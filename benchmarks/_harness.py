@@ -1,0 +1,61 @@
+"""What every benchmark needs: the services, a throw-away schema, and the result file.
+
+Services come from ``BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS`` / ``BRAINSTREAM_POSTGRES_DSN`` when
+set, otherwise from ``brainstream.dev.up()`` (the default dev dir, left running).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+from psycopg.conninfo import make_conninfo  # noqa: E402
+
+from brainstream.migrate import migrate  # noqa: E402
+from schemas.config import KafkaSettings  # noqa: E402
+
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+
+
+def services() -> tuple[KafkaSettings, str]:
+    """Kafka settings and the Postgres DSN to measure against."""
+    bootstrap = os.environ.get("BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS")
+    dsn = os.environ.get("BRAINSTREAM_POSTGRES_DSN")
+    if bootstrap and dsn:
+        return KafkaSettings(bootstrap_servers=bootstrap), dsn
+    from brainstream import dev
+
+    up = dev.up(log=lambda _m: None)
+    return KafkaSettings(bootstrap_servers=bootstrap or up.kafka_bootstrap), dsn or up.postgres_dsn
+
+
+def fresh_schema(dsn: str, prefix: str = "bench") -> tuple[str, str]:
+    """A migrated schema of its own: ``(name, conninfo with that search_path)``."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    migrate(dsn, name)
+    return name, make_conninfo(dsn, options=f"-c search_path={name}")
+
+
+def drop_schema(dsn: str, name: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+def write_result(result: dict[str, Any]) -> Path:
+    """Write ``benchmarks/results/<name>.json`` (needs name, ratio, target, meets, figures)."""
+    missing = {"name", "ratio", "target", "meets", "figures"} - set(result)
+    if missing:
+        raise ValueError(f"benchmark result lacks {sorted(missing)}")
+    path = RESULTS_DIR / f"{result['name']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
