@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from psycopg.conninfo import make_conninfo
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,9 +22,15 @@ class PostgresSettings(BaseSettings):
     db_schema: str = Field(default="public", alias="BRAINSTREAM_POSTGRES_SCHEMA")
     """Schema (search_path) holding brainstream's tables; tests use one per test."""
 
+    @property
+    def server_dsn(self) -> str:
+        """The DSN as configured (secret revealed), without brainstream's schema."""
+        return self.dsn.get_secret_value()
+
     @cached_property
     def conninfo(self) -> str:
-        return self.dsn.get_secret_value()
+        """The DSN with ``search_path`` set to brainstream's schema: what every process uses."""
+        return make_conninfo(self.server_dsn, options=f"-c search_path={self.db_schema}")
 
 
 class Settings(BaseSettings):

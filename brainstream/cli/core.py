@@ -82,7 +82,7 @@ def db_migrate() -> None:
     from brainstream.migrate import migrate
 
     settings = Settings()
-    applied = migrate(settings.postgres.conninfo, settings.postgres.db_schema)
+    applied = migrate(settings.postgres.server_dsn, settings.postgres.db_schema)
     for m in applied:
         console.print(f"applied {m.version:04d}_{m.name}")
     if not applied:

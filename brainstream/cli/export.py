@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
-from brainstream.settings import PostgresSettings, Settings
+from brainstream.settings import Settings
 from brainstream.settings_export import ExportSettings
 
 if TYPE_CHECKING:
@@ -26,12 +26,6 @@ export_app = typer.Typer(help="Datasets from the event log: Parquet/JSONL plus a
 def register(app: typer.Typer) -> None:
     app.add_typer(export_app, name="export")
     app.command("replay")(replay)
-
-
-def conninfo(postgres: PostgresSettings) -> str:
-    from psycopg.conninfo import make_conninfo
-
-    return make_conninfo(postgres.conninfo, options=f"-c search_path={postgres.db_schema}")
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -183,7 +177,7 @@ def run_request(request: ExportRequest, config: ExportSettings, progress: Progre
         config,
         settings.kafka.librdkafka(),
         settings.topics,
-        conninfo(settings.postgres),
+        settings.postgres.conninfo,
         progress=progress,
     )
 
@@ -248,7 +242,7 @@ def _replay_raw(
     from sinks.replay import replay_to_raw
 
     result = replay_to_raw(
-        reader, selected, conninfo(settings.postgres), SinkSettings(), progress=progress
+        reader, selected, settings.postgres.conninfo, SinkSettings(), progress=progress
     )
     console.print(
         f"replayed {result.read} records: {result.inserted} inserted, {result.duplicates} "
@@ -271,7 +265,7 @@ def _replay_aggregates(
         settings.topics.events,
         FutureSkew(worker.future_skew_seconds, worker.future_policy),
     )
-    dsn = conninfo(settings.postgres)
+    dsn = settings.postgres.conninfo
     erased = load_erased(settings.kafka.librdkafka(), settings.topics, dsn, config)
     result = rebuild_aggregates(reader, dsn, target, erased, progress=progress)
     console.print(

@@ -24,7 +24,7 @@ def probe(settings: Settings, config: DashboardSettings) -> Probe:
     return Probe(
         kafka_conf=settings.kafka.librdkafka(),
         topics=settings.topics,
-        conninfo=_conninfo(settings),
+        conninfo=settings.postgres.conninfo,
         groups=tuple(config.groups or default_groups()),
         timeout=config.timeout_seconds,
         limits=Thresholds(config.max_lag, config.max_dlq),
@@ -53,7 +53,7 @@ def dashboard(
     monitor = HealthMonitor(probe(settings, config), ttl=config.health_ttl_seconds)
     app = create_app(
         DashboardConfig(
-            conninfo=_conninfo(settings),
+            conninfo=settings.postgres.conninfo,
             monitor=monitor,
             refresh_seconds=config.refresh_seconds,
             timeline_page=config.timeline_page,
@@ -126,11 +126,3 @@ def _where(settings: Settings) -> str:
 
     parts = conninfo_to_dict(settings.postgres.conninfo)
     return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
-
-
-def _conninfo(settings: Settings) -> str:
-    """The DSN with ``search_path`` set to brainstream's schema."""
-    from psycopg.conninfo import make_conninfo
-
-    pg = settings.postgres
-    return make_conninfo(pg.conninfo, options=f"-c search_path={pg.db_schema}")

@@ -57,7 +57,7 @@ def demo(
     env = {
         **os.environ,
         "BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "BRAINSTREAM_POSTGRES_DSN": settings.postgres.conninfo,
+        "BRAINSTREAM_POSTGRES_DSN": settings.postgres.server_dsn,
     }
     logs = Path(os.environ.get("BRAINSTREAM_DEV_DIR") or ".brainstream") / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -79,7 +79,11 @@ def demo(
         f"[bold]{snap.agg_total}[/bold] counted in the aggregates "
         f"({'consistent' if ok else 'NOT consistent'}); logs in {logs}/"
     )
-    raise typer.Exit(0 if ok else 1)
+    console.print("[dim]every bucket of every granularity against the SQL recomputation:[/dim]")
+    verified = subprocess.run(
+        [sys.executable, "-m", "brainstream.cli", "aggregates", "verify"], env=env, check=False
+    )
+    raise typer.Exit(0 if ok and verified.returncode == 0 else 1)
 
 
 def _prepare() -> Settings:
@@ -98,7 +102,7 @@ def _prepare() -> Settings:
     from brainstream.topics import ensure_topics
 
     ensure_topics(settings.kafka, settings.topics)
-    migrate(settings.postgres.conninfo, settings.postgres.db_schema)
+    migrate(settings.postgres.server_dsn, settings.postgres.db_schema)
     return settings
 
 

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from brainstream.settings import PostgresSettings, Settings
+from brainstream.settings import Settings
 from brainstream.settings_sink import RetentionSettings, SinkSettings
 
 console = Console()
@@ -35,13 +35,6 @@ def register(app: typer.Typer) -> None:
     app.command("erase-user")(erase_user)
 
 
-def conninfo(postgres: PostgresSettings) -> str:
-    """The DSN with ``search_path`` set to brainstream's schema."""
-    from psycopg.conninfo import make_conninfo
-
-    return make_conninfo(postgres.conninfo, options=f"-c search_path={postgres.db_schema}")
-
-
 @sink_app.callback()
 def sink_run(
     ctx: typer.Context,
@@ -58,7 +51,7 @@ def sink_run(
     settings, config = Settings(), SinkSettings()
     if metrics_port is not None:
         config.metrics_port = metrics_port
-    sink = Sink(config, settings.kafka.librdkafka(), settings.topics, conninfo(settings.postgres))
+    sink = Sink(config, settings.kafka.librdkafka(), settings.topics, settings.postgres.conninfo)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -154,7 +147,7 @@ def retention_run(
         config.days = days
     if days_ahead is not None:
         config.days_ahead = days_ahead
-    with psycopg.connect(conninfo(Settings().postgres)) as conn:
+    with psycopg.connect(Settings().postgres.conninfo) as conn:
         report = run_retention(conn, config, datetime.now(UTC).date())
     console.print(
         f"cutoff {report.cutoff}: dropped {len(report.dropped)} partition(s), deleted "
@@ -178,7 +171,7 @@ def erase_user(
     # The composition root is where sinks and streams meet; streams owns its aggregates.
     erase_user_aggregates = importlib.import_module("streams.erasure").erase_user_aggregates
     settings = Settings()
-    with psycopg.connect(conninfo(settings.postgres)) as conn:
+    with psycopg.connect(settings.postgres.conninfo) as conn:
         report = erase(conn, user_id, reason=reason, aggregates=erase_user_aggregates)
     publish_erasure(settings.kafka.librdkafka(), settings.topics.erasures, report)
     state = "erased" if report.newly_erased else "already erased (idempotent re-run)"
@@ -196,7 +189,7 @@ def events_timeline(
 
     from sinks.queries import Cursor, user_timeline
 
-    with psycopg.connect(conninfo(Settings().postgres)) as conn:
+    with psycopg.connect(Settings().postgres.conninfo) as conn:
         cursor = Cursor.parse(after) if after else None
         page, nxt = user_timeline(conn, user_id, limit=limit, after=cursor)
     for e in page:
@@ -213,7 +206,7 @@ def events_counts(hours: float = typer.Option(24.0, help="The last this many hou
     from sinks.queries import counts_by_type
 
     end = datetime.now(UTC)
-    with psycopg.connect(conninfo(Settings().postgres)) as conn:
+    with psycopg.connect(Settings().postgres.conninfo) as conn:
         counts = counts_by_type(conn, end - timedelta(hours=hours), end)
     for event_type, n in counts.items():
         typer.echo(f"{event_type:24} {n}")

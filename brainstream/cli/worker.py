@@ -7,12 +7,11 @@ from datetime import UTC, datetime
 
 import psycopg
 import typer
-from psycopg.conninfo import make_conninfo
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from brainstream.settings import PostgresSettings, Settings
+from brainstream.settings import Settings
 from brainstream.settings_worker import WorkerSettings
 
 console = Console()
@@ -26,11 +25,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(aggregates_app, name="aggregates")
 
 
-def conninfo(postgres: PostgresSettings) -> str:
-    """The DSN with ``search_path`` set to brainstream's schema."""
-    return make_conninfo(postgres.conninfo, options=f"-c search_path={postgres.db_schema}")
-
-
 def worker(
     web_port: int | None = typer.Option(None, help="Faust web port (default 6066)."),
 ) -> None:
@@ -42,7 +36,7 @@ def worker(
     settings, config = Settings(), WorkerSettings()
     if web_port is not None:
         config.web_port = web_port
-    app = create_app(config, settings.kafka, settings.topics, conninfo(settings.postgres))
+    app = create_app(config, settings.kafka, settings.topics, settings.postgres.conninfo)
     Worker(app, loglevel=config.log_level, quiet=True).execute_from_commandline()
 
 
@@ -59,7 +53,7 @@ def top(
         w = queries.window(window)
     except UnknownWindow as exc:
         raise typer.BadParameter(str(exc), param_hint="--window") from None
-    with psycopg.connect(conninfo(Settings().postgres), autocommit=True) as conn:
+    with psycopg.connect(Settings().postgres.conninfo, autocommit=True) as conn:
         if once:
             console.print(_render(queries.types_json(conn, w)))
             return
@@ -90,7 +84,7 @@ def aggregates_rebuild() -> None:
     """Recompute every aggregate from analytics_events into the *_rebuilt tables (by SQL)."""
     from streams.rebuild import rebuild
 
-    with psycopg.connect(conninfo(Settings().postgres)) as conn, conn.transaction():
+    with psycopg.connect(Settings().postgres.conninfo) as conn, conn.transaction():
         rows = rebuild(conn)
     for table, n in rows.items():
         console.print(f"{table}_rebuilt: {n} row(s)")
@@ -104,7 +98,7 @@ def aggregates_verify(
     """Compare the streamed aggregates with the SQL reference; exits 1 on any difference."""
     from streams.rebuild import verify
 
-    with psycopg.connect(conninfo(Settings().postgres)) as conn:
+    with psycopg.connect(Settings().postgres.conninfo) as conn:
         report = verify(conn, fresh=rebuild_first, samples=samples)
     for d in report.samples:
         console.print(f"{d.table} {d.key}: streamed={d.streamed} rebuilt={d.rebuilt}")

@@ -24,7 +24,9 @@ def test_env_variables_feed_every_model(monkeypatch: pytest.MonkeyPatch) -> None
     assert conf["bootstrap.servers"] == "k1:9092,k2:9092"
     assert conf["sasl.password"] == "s3cret"
     assert conf["socket.keepalive.enable"] is True
-    assert settings.postgres.conninfo == "postgresql://u:pw@db:5432/x"
+    assert settings.postgres.server_dsn == "postgresql://u:pw@db:5432/x"
+    # every process connects with brainstream's schema on its search_path
+    assert "search_path=analytics" in settings.postgres.conninfo
     assert settings.postgres.db_schema == "analytics"
     assert settings.topics.events_partitions == 24
     # the SDK reads the very same variables on its own
