@@ -10,13 +10,13 @@ bytes equal ``schemas.encode`` of the same event up to the timestamp's formattin
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from time import time_ns
 from typing import Any
 
-import uuid_utils
 from pydantic import ValidationError
+from uuid_utils import uuid7
 
 from schemas import MAX_EVENT_BYTES, FieldError, InvalidEvent, topics
 from schemas.envelope import Event, Properties
@@ -30,7 +30,7 @@ _ENVELOPE = {"event_id", "type", "user_id", "occurred_at", "source", "schema_ver
 class TypeCodec:
     """Everything constant about records of one event type from one source."""
 
-    __slots__ = ("headers", "mid", "name", "serialize", "type_head", "validate")
+    __slots__ = ("headers", "mid", "name", "serialize", "template", "type_head", "validate")
 
     def __init__(self, cls: type[Event], source: str) -> None:
         props_cls = cls.model_fields["properties"].annotation
@@ -44,6 +44,16 @@ class TypeCodec:
         self.mid = (
             b'","source":"' + source.encode() + b'","schema_version":%d,"properties":' % version
         )
+        # one %-format per event: id, user id, second prefix, microseconds, properties
+        self.template = b"".join(
+            (
+                b'{"event_id":"%s',
+                _literal(self.type_head),
+                b'%s","occurred_at":"%s.%06dZ',
+                _literal(self.mid),
+                b"%s}",
+            )
+        )
         self.headers: Headers = [
             (topics.H_TYPE, self.name.encode()),
             (topics.H_SCHEMA_VERSION, str(version).encode()),
@@ -56,19 +66,17 @@ class TypeCodec:
             model = self.validate(props)
         except ValidationError as exc:
             raise _in_properties(invalid_event(exc, tagged=False)) from None
-        event_id = str(uuid_utils.uuid7())
-        value = b"".join(
-            (
-                b'{"event_id":"',
-                event_id.encode(),
-                self.type_head,
-                user_id.encode(),
-                b'","occurred_at":"',
-                utc_now_iso(),
-                self.mid,
-                self.serialize(model, exclude_none=True),
-                b"}",
-            )
+        event_id = str(uuid7())
+        second, nanos = divmod(time_ns(), 1_000_000_000)
+        clock = _clock  # one tuple: threads never see a second paired with another's prefix
+        if clock[0] != second:
+            clock = _tick(second)
+        value = self.template % (
+            event_id.encode(),
+            user_id.encode(),
+            clock[1],
+            nanos // 1000,
+            self.serialize(model, exclude_none=True),
         )
         if len(value) > MAX_EVENT_BYTES:
             raise InvalidEvent(
@@ -96,21 +104,28 @@ class Encoder:
         return codec
 
 
-_cache: tuple[int, bytes] = (-1, b"")
+_clock: tuple[int, bytes] = (-1, b"")
+"""The current second and its ``YYYY-MM-DDTHH:MM:SS``, formatted once per second."""
+
+
+def _tick(second: int) -> tuple[int, bytes]:
+    global _clock
+    _clock = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S").encode())
+    return _clock
 
 
 def utc_now_iso() -> bytes:
-    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` now; the seconds part is formatted once per second."""
-    global _cache
-    second, rest = divmod(time.time_ns(), 1_000_000_000)
-    cached = _cache  # one tuple: threads never see a second paired with another's prefix
-    if cached[0] != second:
-        cached = (
-            second,
-            datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S").encode(),
-        )
-        _cache = cached
-    return b"%s.%06dZ" % (cached[1], rest // 1000)
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` now, as :meth:`TypeCodec.encode` stamps it."""
+    second, nanos = divmod(time_ns(), 1_000_000_000)
+    clock = _clock
+    if clock[0] != second:
+        clock = _tick(second)
+    return b"%s.%06dZ" % (clock[1], nanos // 1000)
+
+
+def _literal(part: bytes) -> bytes:
+    """``part`` escaped for use in a ``%``-format template."""
+    return part.replace(b"%", b"%%")
 
 
 def _in_properties(exc: InvalidEvent) -> InvalidEvent:
