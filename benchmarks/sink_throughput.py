@@ -25,7 +25,6 @@ import re
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -37,13 +36,15 @@ from typing import Any
 
 import orjson
 import psycopg
-from _harness import ROOT, drop_schema, fresh_schema, services, write_result
+from _harness import drop_schema, fresh_schema, services, write_result
 from confluent_kafka import Producer
 from psycopg import sql
 from psycopg.types.json import set_json_dumps
 
 from brainstream.topics import delete_topics, ensure_topics
 from schemas.config import KafkaSettings, TopicSettings
+from sinks.writer import COLUMNS
+from tests.sinks.faults import start_sink
 
 TARGET = 0.7
 BYTES_TARGET = 400
@@ -52,17 +53,6 @@ PARTITIONS = 6
 USERS = 10_000
 LIMIT_CHUNK = 100_000
 SINK_BATCH = 20_000  # the sink's default batch_max_records
-COPY_COLUMNS = (
-    "event_id",
-    "occurred_at",
-    "kafka_offset",
-    "kafka_partition",
-    "schema_version",
-    "event_type",
-    "user_id",
-    "source",
-    "properties",
-)
 Props = Callable[[random.Random, int], dict[str, Any]]
 MIX: list[tuple[int, str, Props]] = [  # the demo mix: weight, type, properties(rng, i)
     (
@@ -192,7 +182,7 @@ def on_disk_bytes(conninfo: str) -> int:
 
 # -- the limit: COPY straight into the identical table ------------------------------------------
 def copy_limit(conninfo: str, n: int) -> float:
-    columns = sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS))
+    columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
     statement = sql.SQL("COPY analytics_events ({}) FROM STDIN (FORMAT BINARY)").format(columns)
     types = ["uuid", "timestamptz", "int8", "int4", "int2", "text", "text", "text", "jsonb"]
     rows = (row for _k, _v, row in events(n))
@@ -241,17 +231,6 @@ def sink_env(kafka: KafkaSettings, dsn: str, schema: str, topics: TopicSettings)
         BRAINSTREAM_SINK_GROUP_ID=f"bench-sink-{uuid.uuid4().hex[:8]}",
     )
     return env
-
-
-def start_sink(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "brainstream.cli", "sink"],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
