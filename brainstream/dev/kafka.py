@@ -170,11 +170,26 @@ def spawn(node: KafkaNode, libs: Path) -> int:
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
                 (os.POSIX_SPAWN_DUP2, out.fileno(), 2),
+                *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds()),
             ],
             setsid=True,
         )
     node.pid_file.write_text(f"{pid}\n")
     return pid
+
+
+def _inherited_fds() -> list[int]:
+    """Descriptors above stderr a child would inherit: the detached broker must not hold the
+    caller's pipes, sockets or ``flock`` locks open for its whole life."""
+    fds = []
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
+        fd = int(name)
+        try:
+            if fd > 2 and os.get_inheritable(fd):
+                fds.append(fd)
+        except OSError:  # the descriptor listdir itself used, closed by now
+            continue
+    return fds
 
 
 def wait_ready(node: KafkaNode, pid: int, timeout: float = 90.0) -> None:

@@ -147,6 +147,25 @@ def test_stop_and_start_kafka_keep_the_port(services: dev.DevServices) -> None:
     assert _section(dev.status(services.dev_dir), "kafka")["running"] is True
 
 
+def test_the_broker_inherits_none_of_the_callers_descriptors(
+    services: dev.DevServices, tmp_path: Path
+) -> None:
+    # e.g. the fd of `flock LOCK make test`: a detached broker holding it would keep the lock
+    # (or a CI step's pipe) open for its whole life.
+    held = tmp_path / "held"
+    fd = os.open(held, os.O_CREAT | os.O_RDWR)
+    os.set_inheritable(fd, True)
+    try:
+        dev.stop_kafka(services.dev_dir)
+        dev.start_kafka(services.dev_dir, log=_quiet)
+        pid = _pids(services.dev_dir)[0]
+        targets = {os.readlink(link) for link in Path(f"/proc/{pid}/fd").iterdir()}
+    finally:
+        os.close(fd)
+    assert str(held) not in targets
+    assert dev.up(services.dev_dir, log=_quiet) == services
+
+
 def test_stop_and_start_postgres_keep_port_and_data(services: dev.DevServices) -> None:
     with psycopg.connect(services.postgres_dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS dev_survivor (id int)")
