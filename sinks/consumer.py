@@ -7,12 +7,14 @@ ON CONFLICT DO NOTHING makes the redelivery harmless.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -78,6 +80,20 @@ def incoming(msg: Message) -> Incoming:
     )
 
 
+@contextlib.contextmanager
+def gc_threshold(gen0: int | None) -> Iterator[None]:
+    """Raise the cyclic GC's generation-0 threshold for the duration (process-wide)."""
+    if gen0 is None:
+        yield
+        return
+    old = gc.get_threshold()
+    gc.set_threshold(gen0, *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 class Sink:
     """Consumes ``topics.events`` into ``analytics_events`` until ``stop`` is set."""
 
@@ -121,21 +137,25 @@ class Sink:
             on_lost=self._on_revoke,
         )
         try:
-            while not stop.is_set():
-                batch = self._collect(stop)
-                if batch:
-                    rows, rejected = split(batch, self.config)
-                    self._finish()
-                    self._submit(InFlight(batch, rows, rejected, time.perf_counter()))
-                elif self._pending is not None and self._pending.future.done():
-                    self._finish()
-                self.healthy_at = self._clock()
-            self._finish()  # graceful: the last batch is written and its offsets committed
+            with gc_threshold(self.config.gc_gen0_threshold):
+                self._loop(stop)
         except SinkStopped:
             log.warning("stopped with an unwritten batch; it will be redelivered")
         finally:
             self._writer.shutdown(wait=True)
             self.close()
+
+    def _loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            batch = self._collect(stop)
+            if batch:
+                rows, rejected = split(batch, self.config)
+                self._finish()
+                self._submit(InFlight(batch, rows, rejected, time.perf_counter()))
+            elif self._pending is not None and self._pending.future.done():
+                self._finish()
+            self.healthy_at = self._clock()
+        self._finish()  # graceful: the last batch is written and its offsets committed
 
     def close(self) -> None:
         self._consumer.close()
