@@ -1,5 +1,13 @@
 """One batch, one transaction: COPY into a staging table, then INSERT … ON CONFLICT DO NOTHING.
 
+Fast path first: in the common case (no event of the batch stored yet) the rows are COPYed
+straight into ``analytics_events`` inside a savepoint, after the batch's erased users were looked
+up and left out. The primary key still guards exactly-once: if any row is already stored
+(redelivery, replay, a duplicate inside the batch, a concurrent writer), the COPY fails with a
+unique violation, the savepoint is rolled back and the batch takes the staging path, whose
+``ON CONFLICT DO NOTHING`` skips and counts the duplicates. The savepoint costs a wasted COPY on
+redelivered batches only; a straight COPY costs about half of ``INSERT … SELECT … ON CONFLICT``.
+
 A data error (e.g. a NUL that ``jsonb`` refuses) rolls back to a savepoint and the batch is
 bisected until the offending rows are isolated; they are returned as rejections for the DLQ and
 the rest is written in the same transaction. Connection and transaction failures propagate
@@ -12,6 +20,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import set_json_dumps
 
 from schemas import FieldError
 from schemas.db import ERASED_USERS_TABLE, ERASURE_LOCK_KEY, EVENTS_TABLE
@@ -72,6 +81,16 @@ _INSERT = sql.SQL(
     " schema_version, event_type, user_id, source, properties::jsonb FROM {stage}"
     " ON CONFLICT DO NOTHING"
 ).format(events=sql.Identifier(EVENTS_TABLE), cols=_cols(), stage=sql.Identifier(STAGE_TABLE))
+_COPY_DIRECT = sql.SQL("COPY {events} ({cols}) FROM STDIN (FORMAT BINARY)").format(
+    events=sql.Identifier(EVENTS_TABLE), cols=_cols()
+)
+DIRECT_TYPES = (*COPY_TYPES[:-1], "jsonb")
+_ANY_ERASED = sql.SQL("SELECT EXISTS (SELECT FROM {erased})").format(
+    erased=sql.Identifier(ERASED_USERS_TABLE)
+)
+_ERASED_AMONG = sql.SQL("SELECT user_id FROM {erased} WHERE user_id = ANY(%s)").format(
+    erased=sql.Identifier(ERASED_USERS_TABLE)
+)
 _CLEAR = sql.SQL("DELETE FROM {stage}").format(stage=sql.Identifier(STAGE_TABLE))
 
 
@@ -89,9 +108,44 @@ def write_batch(conn: psycopg.Connection[tuple[object, ...]], rows: list[Row]) -
             return WriteResult()
         try:
             with conn.transaction():
+                return _copy_direct(conn, rows)
+        except psycopg.errors.UniqueViolation:
+            pass  # some rows are stored already: the staging path skips them
+        except psycopg.DataError:
+            return _bisect(conn, rows)
+        try:
+            with conn.transaction():
                 return _write(conn, rows, clear=False)
         except psycopg.DataError:
             return _bisect(conn, rows)
+
+
+def _verbatim(text: str) -> str:
+    return text
+
+
+def _copy_direct(conn: psycopg.Connection[tuple[object, ...]], rows: list[Row]) -> WriteResult:
+    """COPY the rows of not-erased users straight into the table (fails on any stored row).
+
+    The shared erasure lock is held, so ``erased_users`` cannot gain a user of this batch
+    before the commit."""
+    erased = _erased_among(conn, rows)
+    kept = [r for r in rows if r.user_id not in erased] if erased else rows
+    with conn.cursor() as cur:
+        set_json_dumps(_verbatim, context=cur)  # properties are validated JSON text already
+        with cur.copy(_COPY_DIRECT) as copy:
+            copy.set_types(list(DIRECT_TYPES))
+            for row in kept:
+                copy.write_row(row.copy_values())
+    return WriteResult(staged=len(rows), inserted=len(kept), erased=len(rows) - len(kept))
+
+
+def _erased_among(conn: psycopg.Connection[tuple[object, ...]], rows: list[Row]) -> set[str]:
+    exists = conn.execute(_ANY_ERASED).fetchone()
+    if not exists or not exists[0]:
+        return set()
+    users = list({r.user_id for r in rows})
+    return {str(user) for (user,) in conn.execute(_ERASED_AMONG, (users,))}
 
 
 def _write(
