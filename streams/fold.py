@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TypeVar
+from datetime import UTC, datetime, timedelta
 
 from streams.buckets import buckets_of
 from streams.records import Record
-
-K = TypeVar("K")
 
 UserBucketKey = tuple[str, datetime, str, str]
 """(granularity, bucket, user_id, event_type)"""
@@ -23,6 +20,9 @@ TypeBucketKey = tuple[str, datetime, str]
 """(granularity, bucket, event_type)"""
 UserTotalKey = tuple[str, str]
 """(user_id, event_type)"""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MINUTE = timedelta(minutes=1)
 
 
 @dataclass(slots=True)
@@ -58,20 +58,29 @@ def fold(records: Iterable[Record], deltas: Deltas | None = None) -> Deltas:
     """Fold ``records`` into ``deltas`` (a new one by default) and return it."""
     out = deltas if deltas is not None else Deltas()
     user_buckets, type_counts, totals = out.user_buckets, out.type_counts, out.user_totals
+    # The three buckets of an event depend only on its minute: computed once per minute.
+    minutes: dict[int, tuple[tuple[str, datetime], ...]] = {}
+    n = 0
     for rec in records:
         moment, user, kind = rec.occurred_at, rec.user_id, rec.event_type
-        for granularity, bucket in buckets_of(moment):
-            _see(user_buckets, (granularity, bucket, user, kind), moment)
+        index = (moment - _EPOCH) // _MINUTE
+        buckets = minutes.get(index)
+        if buckets is None:
+            buckets = minutes[index] = buckets_of(moment)
+        for granularity, bucket in buckets:
+            key = (granularity, bucket, user, kind)
+            seen = user_buckets.get(key)
+            if seen is None:
+                user_buckets[key] = Seen(1, moment, moment)
+            else:
+                seen.add(moment)
             tkey = (granularity, bucket, kind)
             type_counts[tkey] = type_counts.get(tkey, 0) + 1
-        _see(totals, (user, kind), moment)
-        out.events += 1
+        total = totals.get((user, kind))
+        if total is None:
+            totals[(user, kind)] = Seen(1, moment, moment)
+        else:
+            total.add(moment)
+        n += 1
+    out.events += n
     return out
-
-
-def _see(seen: dict[K, Seen], key: K, at: datetime) -> None:
-    entry = seen.get(key)
-    if entry is None:
-        seen[key] = Seen(1, at, at)
-    else:
-        entry.add(at)
