@@ -1,7 +1,8 @@
 """The per-call fast path: validate the properties, build the record bytes without a model.
 
-Per type it caches the property model's validator and serializer, the constant parts of the
-envelope and the headers. The envelope's other fields need no per-call validation: the event
+Per type it caches the property model's validator and serializer (and, for plain models of
+JSON-native fields, a validator of the same field rules into a dict that orjson dumps: no model
+instance per call), the constant parts of the envelope and the headers. The envelope's other fields need no per-call validation: the event
 id and the timestamp are made here, the user id is validated once per user context and the
 source once per tracker, and ids matching the contract's pattern need no JSON escaping. The
 bytes equal ``schemas.encode`` of the same event up to the timestamp's formatting, and
@@ -10,12 +11,14 @@ bytes equal ``schemas.encode`` of the same event up to the timestamp's formattin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from time import time_ns
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
+from pydantic_core import SchemaValidator, core_schema
 from uuid_utils import uuid7
 
 from schemas import MAX_EVENT_BYTES, FieldError, InvalidEvent, topics
@@ -30,7 +33,17 @@ _ENVELOPE = {"event_id", "type", "user_id", "occurred_at", "source", "schema_ver
 class TypeCodec:
     """Everything constant about records of one event type from one source."""
 
-    __slots__ = ("headers", "mid", "name", "serialize", "template", "type_head", "validate")
+    __slots__ = (
+        "fast",
+        "headers",
+        "may_be_none",
+        "mid",
+        "name",
+        "serialize",
+        "template",
+        "type_head",
+        "validate",
+    )
 
     def __init__(self, cls: type[Event], source: str) -> None:
         props_cls = cls.model_fields["properties"].annotation
@@ -40,6 +53,7 @@ class TypeCodec:
         self.name = cls.event_type
         self.validate = props_cls.__pydantic_validator__.validate_python
         self.serialize = props_cls.__pydantic_serializer__.to_json
+        self.fast, self.may_be_none = _fast_validator(props_cls)
         self.type_head = b'","type":"' + self.name.encode() + b'","user_id":"'
         self.mid = (
             b'","source":"' + source.encode() + b'","schema_version":%d,"properties":' % version
@@ -60,10 +74,24 @@ class TypeCodec:
             (topics.H_SOURCE, source.encode()),
         ]
 
-    def encode(self, user_id: str, props: Mapping[str, Any] | Properties) -> tuple[str, bytes]:
-        """``(event_id, value)``; raises :class:`InvalidEvent` naming ``properties.<field>``."""
+    def encode(self, user: bytes, props: Mapping[str, Any] | Properties) -> tuple[str, bytes]:
+        """``(event_id, value)`` for the user whose valid id is ``user`` (UTF-8, as the record
+        key carries it); raises :class:`InvalidEvent` naming ``properties.<field>``."""
+        fast = self.fast
         try:
-            model = self.validate(props)
+            if fast is not None and type(props) is dict:
+                # The model's field rules without building the model (see _fast_validator).
+                # Anything it refuses (an explicit None, bad input) takes the model's path,
+                # which accepts it or reports the errors.
+                try:
+                    data = fast(props)
+                    if self.may_be_none and None in data.values():
+                        raise _TakeModelPath
+                    body = orjson.dumps(data)
+                except (ValidationError, orjson.JSONEncodeError, _TakeModelPath):
+                    body = self.serialize(self.validate(props), exclude_none=True)
+            else:
+                body = self.serialize(self.validate(props), exclude_none=True)
         except ValidationError as exc:
             raise _in_properties(invalid_event(exc, tagged=False)) from None
         event_id = str(uuid7())
@@ -73,10 +101,10 @@ class TypeCodec:
             clock = _tick(second)
         value = self.template % (
             event_id.encode(),
-            user_id.encode(),
+            user,
             clock[1],
             nanos // 1000,
-            self.serialize(model, exclude_none=True),
+            body,
         )
         if len(value) > MAX_EVENT_BYTES:
             raise InvalidEvent(
@@ -102,6 +130,80 @@ class Encoder:
         codec = TypeCodec(cls, self._source) if set(cls.model_fields) == _ENVELOPE else None
         self._codecs[type_name] = codec
         return codec
+
+
+_NATIVE_LEAVES = frozenset({"str", "int", "float", "bool", "none"})
+
+
+class _TakeModelPath(Exception):
+    pass
+
+
+def _fast_validator(props_cls: type[Properties]) -> tuple[Callable[[Any], Any] | None, bool]:
+    """A validator of the model's fields into a plain dict, and whether its values can be None.
+
+    Only for a plain model (no model validators, computed fields or custom serializers) whose
+    fields hold JSON-native values (str, int, float, bool, None, literals of those, tuples and
+    lists of those): then ``orjson.dumps`` of the dict gives the bytes the model's
+    ``to_json(exclude_none=True)`` gives, at less than half the cost. Optional fields that
+    default to None are left out when absent, so the dict has no None unless one was passed.
+    ``(None, False)`` for any other model: it takes the model's path.
+    """
+    schema = props_cls.__pydantic_core_schema__
+    if schema["type"] != "model" or "serialization" in schema:
+        return None, False
+    inner: Any = schema["schema"]
+    if inner["type"] != "model-fields" or inner.get("computed_fields"):
+        return None, False
+    fields: dict[str, core_schema.TypedDictField] = {}
+    for name, field in inner["fields"].items():
+        if not _native(field) or field.get("validation_alias") or field.get("serialization_alias"):
+            return None, False
+        rule = field["schema"]
+        if rule["type"] == "default" and rule.get("default", ...) is None:
+            rule = rule["schema"]  # absent: left out, as exclude_none would leave it out
+            if rule["type"] == "nullable":
+                rule = rule["schema"]  # an explicit None: refused here, accepted by the model
+            fields[name] = core_schema.typed_dict_field(rule, required=False)
+        else:
+            fields[name] = core_schema.typed_dict_field(rule, required=rule["type"] != "default")
+    validator = SchemaValidator(
+        core_schema.typed_dict_schema(fields, extra_behavior="forbid"), schema.get("config")
+    )
+    may_be_none = any(_may_be_none(f["schema"]) for f in fields.values())
+    return validator.validate_python, may_be_none
+
+
+def _native(schema: Any) -> bool:
+    if not isinstance(schema, dict) or "serialization" in schema:
+        return False
+    kind = schema["type"]
+    if kind in _NATIVE_LEAVES:
+        return True
+    if kind in ("model-field", "default", "nullable"):
+        return _native(schema["schema"])
+    if kind == "literal":
+        return all(v is None or type(v) in (str, int, bool) for v in schema["expected"])
+    if kind == "tuple":
+        return all(_native(item) for item in schema["items_schema"])
+    if kind == "list":
+        return _native(schema.get("items_schema", {"type": "any"}))
+    if kind == "union":
+        return all(_native(c[0] if isinstance(c, tuple) else c) for c in schema["choices"])
+    return False
+
+
+def _may_be_none(schema: Any) -> bool:
+    kind = schema["type"]
+    if kind in ("none", "nullable"):
+        return True
+    if kind == "default":
+        return schema.get("default", ...) is None or _may_be_none(schema["schema"])
+    if kind == "literal":
+        return None in schema["expected"]
+    if kind == "union":
+        return any(_may_be_none(c[0] if isinstance(c, tuple) else c) for c in schema["choices"])
+    return False
 
 
 _clock: tuple[int, bytes] = (-1, b"")

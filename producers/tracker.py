@@ -35,6 +35,7 @@ _NO_USER = InvalidEvent([FieldError("user_id", "missing", "no user_id given and 
 _AMBIGUOUS = InvalidEvent(
     [FieldError("properties", "ambiguous", "give properties= or keyword properties, not both")]
 )
+_current_user = context._current.get
 _USER_CACHE_MAX = 10_000
 _ADOPT_EVERY = 30.0
 
@@ -103,7 +104,7 @@ class Tracker:
         """
         if occurred_at is None and type(event) is str:
             try:
-                ctx = context._current.get() if user_id is None else self._user(user_id)
+                ctx = _current_user() if user_id is None else self._user(user_id)
                 if ctx is None:
                     raise _NO_USER
                 codec = self._codecs.get(event) or self._codec(event)
@@ -111,7 +112,7 @@ class Tracker:
                     return self._track_model(event, ctx, properties, None, props)
                 if properties is not None and props:
                     raise _AMBIGUOUS
-                event_id, value = codec.encode(ctx.user_id, properties or props)
+                event_id, value = codec.encode(ctx.key, properties or props)
             except InvalidEvent as exc:
                 return self._reject(event, exc)
             headers = (
@@ -177,7 +178,7 @@ class Tracker:
     ) -> str | None:
         name = getattr(event, "type", None) if isinstance(event, Event) else event
         try:
-            ctx = context._current.get() if user_id is None else self._user(user_id)
+            ctx = _current_user() if user_id is None else self._user(user_id)
             if isinstance(event, Event):
                 key, value, headers = schemas.to_record(event)
                 extra = list(ctx.extra_headers) if ctx is not None else []
