@@ -2,11 +2,12 @@
 
 Per type it caches the property model's validator and serializer (and, for plain models of
 JSON-native fields, a validator of the same field rules into a dict that orjson dumps: no model
-instance per call), the constant parts of the envelope and the headers. The envelope's other fields need no per-call validation: the event
-id and the timestamp are made here, the user id is validated once per user context and the
-source once per tracker, and ids matching the contract's pattern need no JSON escaping. The
-bytes equal ``schemas.encode`` of the same event up to the timestamp's formatting, and
-``schemas.decode`` reads them back into the same event (tested).
+instance per call), the constant parts of the envelope and the headers. The envelope's other
+fields need no per-call validation: the event id and the timestamp are made here, the user id
+is validated once per user context and the source once per tracker, and ids matching the
+contract's pattern need no JSON escaping. The bytes equal ``schemas.encode`` of the same event
+up to the timestamp's formatting, and ``schemas.decode`` reads them back into the same event
+(tested).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from time import time_ns
 from typing import Any
 
-import orjson
+from orjson import JSONEncodeError, dumps
 from pydantic import ValidationError
 from pydantic_core import SchemaValidator, core_schema
 from uuid_utils import uuid7
@@ -36,7 +37,6 @@ class TypeCodec:
     __slots__ = (
         "fast",
         "headers",
-        "may_be_none",
         "mid",
         "name",
         "serialize",
@@ -53,7 +53,8 @@ class TypeCodec:
         self.name = cls.event_type
         self.validate = props_cls.__pydantic_validator__.validate_python
         self.serialize = props_cls.__pydantic_serializer__.to_json
-        self.fast, self.may_be_none = _fast_validator(props_cls)
+        self.fast = _fast_validator(props_cls)
+        """Validates dict properties of a plain model into a dict for orjson, or ``None``."""
         self.type_head = b'","type":"' + self.name.encode() + b'","user_id":"'
         self.mid = (
             b'","source":"' + source.encode() + b'","schema_version":%d,"properties":' % version
@@ -76,40 +77,34 @@ class TypeCodec:
 
     def encode(self, user: bytes, props: Mapping[str, Any] | Properties) -> tuple[str, bytes]:
         """``(event_id, value)`` for the user whose valid id is ``user`` (UTF-8, as the record
-        key carries it); raises :class:`InvalidEvent` naming ``properties.<field>``."""
+        key carries it); raises :class:`InvalidEvent` naming ``properties.<field>``.
+
+        ``Tracker.track`` inlines this for dict properties of a plain model (its hot path)."""
         fast = self.fast
+        if fast is not None and type(props) is dict:
+            try:
+                return self.stamp(user, dumps(fast(props)))
+            except (ValidationError, JSONEncodeError):
+                pass  # the model decides: it accepts (e.g. an explicit None) or reports
+        return self.stamp(user, self.model_body(props))
+
+    def model_body(self, props: Mapping[str, Any] | Properties) -> bytes:
+        """The properties' JSON through the model; raises :class:`InvalidEvent`."""
         try:
-            if fast is not None and type(props) is dict:
-                # The model's field rules without building the model (see _fast_validator).
-                # Anything it refuses (an explicit None, bad input) takes the model's path,
-                # which accepts it or reports the errors.
-                try:
-                    data = fast(props)
-                    if self.may_be_none and None in data.values():
-                        raise _TakeModelPath
-                    body = orjson.dumps(data)
-                except (ValidationError, orjson.JSONEncodeError, _TakeModelPath):
-                    body = self.serialize(self.validate(props), exclude_none=True)
-            else:
-                body = self.serialize(self.validate(props), exclude_none=True)
+            return self.serialize(self.validate(props), exclude_none=True)
         except ValidationError as exc:
             raise _in_properties(invalid_event(exc, tagged=False)) from None
+
+    def stamp(self, user: bytes, body: bytes) -> tuple[str, bytes]:
+        """A new event id and the record value: the envelope around ``body``, stamped now."""
         event_id = str(uuid7())
         second, nanos = divmod(time_ns(), 1_000_000_000)
-        clock = _clock  # one tuple: threads never see a second paired with another's prefix
+        clock = CLOCK  # one tuple: threads never see a second paired with another's prefix
         if clock[0] != second:
-            clock = _tick(second)
-        value = self.template % (
-            event_id.encode(),
-            user,
-            clock[1],
-            nanos // 1000,
-            body,
-        )
+            clock = tick(second)
+        value = self.template % (event_id.encode(), user, clock[1], nanos // 1000, body)
         if len(value) > MAX_EVENT_BYTES:
-            raise InvalidEvent(
-                [FieldError("<event>", "max_size", f"encoded size exceeds {MAX_EVENT_BYTES} B")]
-            )
+            raise OVERSIZE
         return event_id, value
 
 
@@ -135,12 +130,8 @@ class Encoder:
 _NATIVE_LEAVES = frozenset({"str", "int", "float", "bool", "none"})
 
 
-class _TakeModelPath(Exception):
-    pass
-
-
-def _fast_validator(props_cls: type[Properties]) -> tuple[Callable[[Any], Any] | None, bool]:
-    """A validator of the model's fields into a plain dict, and whether its values can be None.
+def _fast_validator(props_cls: type[Properties]) -> Callable[[Any], Any] | None:
+    """A validator of the model's fields into a plain dict with no None in it, or ``None``.
 
     Only for a plain model (no model validators, computed fields or custom serializers) whose
     fields hold JSON-native values (str, int, float, bool, None, literals of those, tuples and
@@ -151,14 +142,14 @@ def _fast_validator(props_cls: type[Properties]) -> tuple[Callable[[Any], Any] |
     """
     schema = props_cls.__pydantic_core_schema__
     if schema["type"] != "model" or "serialization" in schema:
-        return None, False
+        return None
     inner: Any = schema["schema"]
     if inner["type"] != "model-fields" or inner.get("computed_fields"):
-        return None, False
+        return None
     fields: dict[str, core_schema.TypedDictField] = {}
     for name, field in inner["fields"].items():
         if not _native(field) or field.get("validation_alias") or field.get("serialization_alias"):
-            return None, False
+            return None
         rule = field["schema"]
         if rule["type"] == "default" and rule.get("default", ...) is None:
             rule = rule["schema"]  # absent: left out, as exclude_none would leave it out
@@ -167,11 +158,10 @@ def _fast_validator(props_cls: type[Properties]) -> tuple[Callable[[Any], Any] |
             fields[name] = core_schema.typed_dict_field(rule, required=False)
         else:
             fields[name] = core_schema.typed_dict_field(rule, required=rule["type"] != "default")
-    validator = SchemaValidator(
-        core_schema.typed_dict_schema(fields, extra_behavior="forbid"), schema.get("config")
-    )
-    may_be_none = any(_may_be_none(f["schema"]) for f in fields.values())
-    return validator.validate_python, may_be_none
+    if any(_may_be_none(f["schema"]) for f in fields.values()):
+        return None
+    typed_dict = core_schema.typed_dict_schema(fields, extra_behavior="forbid")
+    return SchemaValidator(typed_dict, schema.get("config")).validate_python
 
 
 def _native(schema: Any) -> bool:
@@ -206,22 +196,26 @@ def _may_be_none(schema: Any) -> bool:
     return False
 
 
-_clock: tuple[int, bytes] = (-1, b"")
+OVERSIZE = InvalidEvent(
+    [FieldError("<event>", "max_size", f"encoded size exceeds {MAX_EVENT_BYTES} B")]
+)
+CLOCK: tuple[int, bytes] = (-1, b"")
 """The current second and its ``YYYY-MM-DDTHH:MM:SS``, formatted once per second."""
 
 
-def _tick(second: int) -> tuple[int, bytes]:
-    global _clock
-    _clock = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S").encode())
-    return _clock
+def tick(second: int) -> tuple[int, bytes]:
+    """Move :data:`CLOCK` to ``second`` and return it."""
+    global CLOCK
+    CLOCK = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S").encode())
+    return CLOCK
 
 
 def utc_now_iso() -> bytes:
     """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` now, as :meth:`TypeCodec.encode` stamps it."""
     second, nanos = divmod(time_ns(), 1_000_000_000)
-    clock = _clock
+    clock = CLOCK
     if clock[0] != second:
-        clock = _tick(second)
+        clock = tick(second)
     return b"%s.%06dZ" % (clock[1], nanos // 1000)
 
 

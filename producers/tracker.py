@@ -9,12 +9,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from time import time_ns
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
+from orjson import JSONEncodeError, dumps
+from pydantic import ValidationError
+from uuid_utils import uuid7
 
 import schemas
-from producers import context, forking, metrics
+from producers import context, encoder, forking, metrics
 from producers.config import TrackerConfig
 from producers.context import UserContext, make_context
 from producers.counters import TrackerStats
@@ -23,7 +27,7 @@ from producers.encoder import Encoder, Headers, TypeCodec
 from producers.errors import EventRejected
 from producers.ratelog import RateLimitedLog, RateLimitFilter
 from producers.spool import Spool
-from schemas import Event, FieldError, InvalidEvent, topics
+from schemas import MAX_EVENT_BYTES, Event, FieldError, InvalidEvent, topics
 from schemas.config import KafkaSettings, TopicSettings
 from schemas.registry import REGISTRY, EventRegistry
 
@@ -112,7 +116,30 @@ class Tracker:
                     return self._track_model(event, ctx, properties, None, props)
                 if properties is not None and props:
                     raise _AMBIGUOUS
-                event_id, value = codec.encode(ctx.key, properties or props)
+                payload = properties or props
+                fast = codec.fast
+                if fast is not None and type(payload) is dict:
+                    # TypeCodec.encode inlined: as calls, its parts cost ~0.3 us more a track()
+                    try:
+                        body = dumps(fast(payload))
+                    except (ValidationError, JSONEncodeError):
+                        body = codec.model_body(payload)  # accepts, or raises InvalidEvent
+                    event_id = str(uuid7())
+                    second, nanos = divmod(time_ns(), 1_000_000_000)
+                    clock = encoder.CLOCK
+                    if clock[0] != second:
+                        clock = encoder.tick(second)
+                    value = codec.template % (
+                        event_id.encode(),
+                        ctx.key,
+                        clock[1],
+                        nanos // 1000,
+                        body,
+                    )
+                    if len(value) > MAX_EVENT_BYTES:
+                        raise encoder.OVERSIZE
+                else:
+                    event_id, value = codec.encode(ctx.key, payload)
             except InvalidEvent as exc:
                 return self._reject(event, exc)
             headers = (

@@ -116,6 +116,15 @@ class Checked(Properties):
         return self
 
 
+class Maybe(Properties):
+    note: str | None  # required, may be None: the dict would hold None, exclude_none drops it
+
+
+class MaybeEvent(Event):
+    type: Literal["maybe"] = "maybe"
+    properties: Maybe
+
+
 class StampedEvent(Event):
     type: Literal["stamped"] = "stamped"
     properties: Stamped
@@ -130,10 +139,12 @@ def test_models_the_fast_path_cannot_mirror_take_the_models_path() -> None:
     registry = EventRegistry(load_entry_points=False)
     registry.register(StampedEvent)
     registry.register(CheckedEvent)
+    registry.register(MaybeEvent)
     encoder = Encoder(registry, "web")
-    stamped, checked = encoder.codec("stamped"), encoder.codec("checked")
-    assert stamped is not None and checked is not None
-    assert stamped.fast is None and checked.fast is None
+    stamped, checked, maybe = (encoder.codec(n) for n in ("stamped", "checked", "maybe"))
+    assert stamped is not None and checked is not None and maybe is not None
+    assert stamped.fast is None and checked.fast is None and maybe.fast is None
+    assert maybe.encode(b"u", {"note": None})[1].endswith(b'"properties":{}}')
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert b'"properties":{"at":"2026-01-02T03:04:05Z"}' in stamped.encode(b"u", {"at": at})[1]
     with pytest.raises(InvalidEvent):

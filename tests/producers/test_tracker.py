@@ -17,6 +17,7 @@ import schemas
 from producers import DeliveryFailed, EventRejected, EventsDropped, Tracker, TrackingError
 from schemas import InvalidEvent
 from schemas.config import KafkaSettings
+from tests.fixtures.samples import SAMPLE_PROPERTIES
 
 NOWHERE = KafkaSettings(bootstrap_servers="127.0.0.1:9")
 
@@ -107,3 +108,31 @@ def test_counters_are_exposed_to_prometheus(tmp_path: Path) -> None:
     assert 'brainstream_sdk_invalid_total{source="prom-unit"} 1.0' in text
     for name in ("tracked", "delivered", "spooled", "resent", "dropped"):
         assert f"brainstream_sdk_{name}_total" in text
+
+
+@pytest.mark.parametrize("type_name", schemas.REGISTRY.names())
+def test_track_writes_what_the_contract_encodes(tmp_path: Path, type_name: str) -> None:
+    """``track()`` inlines the encoder's hot path: its records must still be the contract's."""
+    sample = SAMPLE_PROPERTIES[type_name]
+    model: Any = schemas.REGISTRY.get(type_name).model_fields["properties"].annotation
+    sent: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
+    with tracker(tmp_path, source="web") as tr:
+        tr._produce = lambda _t, value, key, headers: sent.append((key, value, headers))  # type: ignore[method-assign,assignment]
+        # the sample, and each field given as an explicit None (the model's path decides)
+        for props in [sample, *({**sample, field: None} for field in sample)]:
+            before = len(sent)
+            with tr.user("user-7"):
+                event_id = tr.track(type_name, **props)
+            try:
+                expected = model.model_validate(props)
+            except ValueError:
+                assert event_id is None and len(sent) == before
+                continue
+            assert event_id is not None and len(sent) == before + 1
+            key, value, headers = sent[-1]
+            event = schemas.decode(value)
+            assert str(event.event_id) == event_id and key == b"user-7"
+            assert event.user_id == "user-7" and event.type == type_name and event.source == "web"
+            assert event.properties == expected
+            assert schemas.encode(event) == value  # byte for byte, field order included
+            assert dict(headers) == dict(schemas.headers(event))
