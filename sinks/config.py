@@ -28,6 +28,10 @@ class SinkConfig(BaseModel):
     A batch allocates several tracked objects per record that die by reference counting; at
     Python's default (700) the collector traverses each batch over and over (~25% of the
     decoding time); the previous thresholds are restored when the sink stops."""
+    switch_interval_s: float | None = Field(default=0.001, gt=0, le=0.1)
+    """While the sink runs, ``sys.setswitchinterval`` (``None``: leave it; Python's default is
+    5 ms). The writer thread gives the GIL up at every socket write of its COPY and then waits
+    up to one interval to get it back from the decoding thread; 1 ms halves that wait."""
     future_skew_seconds: float = Field(default=3_600, ge=0)
     """How far ``occurred_at`` may lie after the Kafka record's timestamp."""
     future_policy: FuturePolicy = "clamp"

@@ -12,6 +12,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -81,17 +82,19 @@ def incoming(msg: Message) -> Incoming:
 
 
 @contextlib.contextmanager
-def gc_threshold(gen0: int | None) -> Iterator[None]:
-    """Raise the cyclic GC's generation-0 threshold for the duration (process-wide)."""
-    if gen0 is None:
-        yield
-        return
-    old = gc.get_threshold()
-    gc.set_threshold(gen0, *old[1:])
+def runtime_tuning(gc_gen0: int | None, switch_interval: float | None) -> Iterator[None]:
+    """Process-wide for the duration: the cyclic GC's generation-0 threshold and the GIL's
+    switch interval (see ``SinkConfig``); both are restored afterwards."""
+    old_gc, old_switch = gc.get_threshold(), sys.getswitchinterval()
+    if gc_gen0 is not None:
+        gc.set_threshold(gc_gen0, *old_gc[1:])
+    if switch_interval is not None:
+        sys.setswitchinterval(switch_interval)
     try:
         yield
     finally:
-        gc.set_threshold(*old)
+        gc.set_threshold(*old_gc)
+        sys.setswitchinterval(old_switch)
 
 
 class Sink:
@@ -137,7 +140,7 @@ class Sink:
             on_lost=self._on_revoke,
         )
         try:
-            with gc_threshold(self.config.gc_gen0_threshold):
+            with runtime_tuning(self.config.gc_gen0_threshold, self.config.switch_interval_s):
                 self._loop(stop)
         except SinkStopped:
             log.warning("stopped with an unwritten batch; it will be redelivered")
