@@ -58,11 +58,13 @@ def create_app(
         retry_initial_s=config.retry_initial_s,
         retry_max_s=config.retry_max_s,
         connect=lambda dsn: psycopg.connect(dsn, application_name=config.db_application_name),
+        lanes=config.apply_lanes,
     )
     batches = BatchConsumer(
         _consumer_conf(config, kafka),
         topics.events,
-        processor.process,
+        processor.prepare,
+        processor.apply,
         size=config.batch_size,
         within=config.batch_within_s,
     )

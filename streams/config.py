@@ -16,6 +16,10 @@ class WorkerConfig(BaseModel):
     """Name of the fenced projection (``stream_offsets.consumer_group``): not the Kafka group, so
     a new consumer group or an offset reset never counts an event twice."""
     batch_size: int = Field(default=5000, ge=1, le=1_000_000)
+    apply_lanes: int = Field(default=6, ge=1, le=64)
+    """Database connections applying a batch's partitions concurrently (partition p on lane
+    p % lanes): Postgres then uses more than one core. Shared type-bucket rows are locked in
+    key order, so concurrent lanes (like concurrent workers) cannot deadlock each other."""
     batch_within_s: float = Field(default=0.5, gt=0, le=60)
     """A partial batch is applied after this many seconds."""
     session_timeout_s: float = Field(default=10.0, ge=6, le=300)

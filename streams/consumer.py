@@ -22,13 +22,15 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streams.processor import RawRecord
 
 log = logging.getLogger(__name__)
+
+P = TypeVar("P")
 
 _NO_TIMESTAMP = 0  # confluent_kafka.TIMESTAMP_NOT_AVAILABLE
 
@@ -49,20 +51,23 @@ def next_offsets(raws: Sequence[RawRecord]) -> dict[int, int]:
     return out
 
 
-class BatchConsumer:
-    """Reads batches of ``size`` records (or what came within ``within`` seconds of the first)
-    and applies them one after the other, committing each batch's offsets after it applied."""
+class BatchConsumer(Generic[P]):
+    """Reads batches of ``size`` records (or what came within ``within`` seconds of the first),
+    ``prepare``s each in the consuming thread (decode, fold: off the database's path) and
+    ``apply``s them one after the other, committing each batch's offsets after it applied."""
 
     def __init__(
         self,
         conf: dict[str, Any],
         topic: str,
-        apply: Callable[[list[RawRecord]], Awaitable[object]],
+        prepare: Callable[[list[RawRecord]], P],
+        apply: Callable[[P], Awaitable[object]],
         *,
         size: int,
         within: float,
     ) -> None:
-        self._conf, self._topic, self._apply = conf, topic, apply
+        self._conf, self._topic = conf, topic
+        self._prepare, self._apply = prepare, apply
         self._size, self._within = size, within
         self._consumer: Consumer | None = None
         self._applied: dict[int, int] = {}
@@ -79,12 +84,12 @@ class BatchConsumer:
         inflight: asyncio.Future[None] | None = None
         try:
             while not self._stopping:
-                raws = await asyncio.to_thread(self._poll, consumer)
+                batch = await asyncio.to_thread(self._poll, consumer)
                 if inflight is not None:
                     await inflight
                     inflight = None
-                if raws:
-                    inflight = asyncio.ensure_future(self._apply_then_commit(raws))
+                if batch is not None:
+                    inflight = asyncio.ensure_future(self._apply_then_commit(*batch))
             if inflight is not None:
                 await inflight
         finally:
@@ -112,7 +117,7 @@ class BatchConsumer:
         except KafkaException as exc:  # e.g. the partitions were revoked: the fences cover it
             log.info("offset commit skipped: %s", exc)
 
-    def _poll(self, consumer: Consumer) -> list[RawRecord]:
+    def _poll(self, consumer: Consumer) -> tuple[P, dict[int, int]] | None:
         out: list[RawRecord] = []
         deadline: float | None = None
         while not self._stopping and len(out) < self._size:
@@ -129,10 +134,10 @@ class BatchConsumer:
                 out.append(raw_record(msg))
             if out and deadline is None:
                 deadline = time.monotonic() + self._within
-        return out
+        return (self._prepare(out), next_offsets(out)) if out else None
 
-    async def _apply_then_commit(self, raws: list[RawRecord]) -> None:
-        await self._apply(raws)
+    async def _apply_then_commit(self, prepared: P, offsets: dict[int, int]) -> None:
+        await self._apply(prepared)
         with self._lock:
-            for p, n in next_offsets(raws).items():
+            for p, n in offsets.items():
                 self._applied[p] = max(n, self._applied.get(p, 0))
