@@ -12,18 +12,18 @@ up to the timestamp's formatting, and ``schemas.decode`` reads them back into th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from time import time_ns
 from typing import Any
 
 from orjson import JSONEncodeError, dumps
 from pydantic import ValidationError
-from pydantic_core import SchemaValidator, core_schema
 from uuid_utils import uuid7
 
 from schemas import MAX_EVENT_BYTES, FieldError, InvalidEvent, topics
 from schemas.envelope import Event, Properties
+from schemas.plain import properties_validator
 from schemas.registry import EventRegistry, invalid_event
 
 Headers = list[tuple[str, bytes]]
@@ -53,7 +53,7 @@ class TypeCodec:
         self.name = cls.event_type
         self.validate = props_cls.__pydantic_validator__.validate_python
         self.serialize = props_cls.__pydantic_serializer__.to_json
-        self.fast = _fast_validator(props_cls)
+        self.fast = properties_validator(props_cls)
         """Validates dict properties of a plain model into a dict for orjson, or ``None``."""
         self.type_head = b'","type":"' + self.name.encode() + b'","user_id":"'
         self.mid = (
@@ -125,75 +125,6 @@ class Encoder:
         codec = TypeCodec(cls, self._source) if set(cls.model_fields) == _ENVELOPE else None
         self._codecs[type_name] = codec
         return codec
-
-
-_NATIVE_LEAVES = frozenset({"str", "int", "float", "bool", "none"})
-
-
-def _fast_validator(props_cls: type[Properties]) -> Callable[[Any], Any] | None:
-    """A validator of the model's fields into a plain dict with no None in it, or ``None``.
-
-    Only for a plain model (no model validators, computed fields or custom serializers) whose
-    fields hold JSON-native values (str, int, float, bool, None, literals of those, tuples and
-    lists of those): then ``orjson.dumps`` of the dict gives the bytes the model's
-    ``to_json(exclude_none=True)`` gives, at less than half the cost. Optional fields that
-    default to None are left out when absent, so the dict has no None unless one was passed.
-    ``(None, False)`` for any other model: it takes the model's path.
-    """
-    schema = props_cls.__pydantic_core_schema__
-    if schema["type"] != "model" or "serialization" in schema:
-        return None
-    inner: Any = schema["schema"]
-    if inner["type"] != "model-fields" or inner.get("computed_fields"):
-        return None
-    fields: dict[str, core_schema.TypedDictField] = {}
-    for name, field in inner["fields"].items():
-        if not _native(field) or field.get("validation_alias") or field.get("serialization_alias"):
-            return None
-        rule = field["schema"]
-        if rule["type"] == "default" and rule.get("default", ...) is None:
-            rule = rule["schema"]  # absent: left out, as exclude_none would leave it out
-            if rule["type"] == "nullable":
-                rule = rule["schema"]  # an explicit None: refused here, accepted by the model
-            fields[name] = core_schema.typed_dict_field(rule, required=False)
-        else:
-            fields[name] = core_schema.typed_dict_field(rule, required=rule["type"] != "default")
-    if any(_may_be_none(f["schema"]) for f in fields.values()):
-        return None
-    typed_dict = core_schema.typed_dict_schema(fields, extra_behavior="forbid")
-    return SchemaValidator(typed_dict, schema.get("config")).validate_python
-
-
-def _native(schema: Any) -> bool:
-    if not isinstance(schema, dict) or "serialization" in schema:
-        return False
-    kind = schema["type"]
-    if kind in _NATIVE_LEAVES:
-        return True
-    if kind in ("model-field", "default", "nullable"):
-        return _native(schema["schema"])
-    if kind == "literal":
-        return all(v is None or type(v) in (str, int, bool) for v in schema["expected"])
-    if kind == "tuple":
-        return all(_native(item) for item in schema["items_schema"])
-    if kind == "list":
-        return _native(schema.get("items_schema", {"type": "any"}))
-    if kind == "union":
-        return all(_native(c[0] if isinstance(c, tuple) else c) for c in schema["choices"])
-    return False
-
-
-def _may_be_none(schema: Any) -> bool:
-    kind = schema["type"]
-    if kind in ("none", "nullable"):
-        return True
-    if kind == "default":
-        return schema.get("default", ...) is None or _may_be_none(schema["schema"])
-    if kind == "literal":
-        return None in schema["expected"]
-    if kind == "union":
-        return any(_may_be_none(c[0] if isinstance(c, tuple) else c) for c in schema["choices"])
-    return False
 
 
 OVERSIZE = InvalidEvent(

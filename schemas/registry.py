@@ -15,9 +15,11 @@ from importlib.metadata import entry_points
 from typing import Annotated, Any, TypeVar, Union, get_args
 
 from pydantic import Field, TypeAdapter, ValidationError
+from pydantic_core import SchemaValidator
 
 from schemas.envelope import Event
 from schemas.errors import FieldError, InvalidEvent, UnknownEventType
+from schemas.plain import union_validator
 
 ENTRY_POINT_GROUP = "brainstream.event_types"
 
@@ -30,6 +32,7 @@ class EventRegistry:
     def __init__(self, *, load_entry_points: bool = True) -> None:
         self._types: dict[str, type[Event]] = {}
         self._adapter: TypeAdapter[Event] | None = None
+        self._plain: SchemaValidator | None = None
         self._lock = threading.RLock()
         self._entry_points_pending = load_entry_points
 
@@ -43,6 +46,7 @@ class EventRegistry:
             cls.event_type = name
             self._types[name] = cls
             self._adapter = None
+            self._plain = None
         return cls
 
     def get(self, name: str) -> type[Event]:
@@ -88,6 +92,18 @@ class EventRegistry:
                 union = Annotated[Union[classes], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
                 adapter = self._adapter = TypeAdapter(union)
         return adapter
+
+    @property
+    def plain(self) -> SchemaValidator:
+        """Validates JSON into a plain dict of the event (see :mod:`schemas.plain`); raises
+        ``ValidationError`` for anything it does not mirror, which must then take
+        :meth:`validate_json`: the model's path, which accepts it or names the errors."""
+        plain = self._plain
+        if plain is None:
+            self._load_entry_points()
+            with self._lock:
+                plain = self._plain = union_validator(dict(self._types))
+        return plain
 
     def _load_entry_points(self) -> None:
         if not self._entry_points_pending:
