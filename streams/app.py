@@ -118,7 +118,6 @@ def _faust_settings(config: WorkerConfig, kafka: KafkaSettings, datadir: Path) -
         "topic_allow_declare": False,
         "broker_session_timeout": config.session_timeout_s,
         "broker_heartbeat_interval": config.heartbeat_interval_s,
-        "broker_commit_interval": config.commit_interval_s,
         "consumer_auto_offset_reset": config.auto_offset_reset,
         "stream_wait_empty": True,
         "web_enabled": config.web_enabled,

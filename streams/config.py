@@ -24,7 +24,6 @@ class WorkerConfig(BaseModel):
     """A partial batch is applied after this many seconds."""
     session_timeout_s: float = Field(default=10.0, ge=6, le=300)
     heartbeat_interval_s: float = Field(default=2.0, gt=0, le=60)
-    commit_interval_s: float = Field(default=2.0, gt=0, le=60)
     auto_offset_reset: str = Field(default="earliest", pattern="^(earliest|latest)$")
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
