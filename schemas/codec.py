@@ -27,7 +27,16 @@ def decode(value: bytes | None, registry: EventRegistry = REGISTRY) -> Event:
         raise InvalidEvent([FieldError("<event>", "empty", "record value is empty")], "decode")
     if len(value) > MAX_EVENT_BYTES:
         raise _too_large(len(value))
-    return registry.validate_json(value)
+    event = registry.validate_json(value)
+    made_up = _RECORDED - event.model_fields_set
+    if made_up:
+        # The model would invent them (a new id, now): a record must carry its own, or every
+        # redelivery would be stored as another event at another time.
+        raise InvalidEvent([FieldError(f, "missing", "Field required") for f in sorted(made_up)])
+    return event
+
+
+_RECORDED = frozenset({"event_id", "occurred_at"})
 
 
 def headers(event: Event) -> Headers:

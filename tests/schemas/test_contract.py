@@ -117,3 +117,14 @@ def test_registering_a_second_class_under_a_taken_name_fails() -> None:
 def test_event_id_is_kept_when_given() -> None:
     eid = uuid.uuid4()
     assert sample_event("task_deleted", event_id=eid).event_id == eid
+
+
+@pytest.mark.parametrize("field", ["event_id", "occurred_at"])
+def test_a_record_without_its_id_or_time_is_rejected_not_made_up(field: str) -> None:
+    # Building an event makes them up; decoding a record must not (a redelivery would be
+    # stored as another event, at another time).
+    doc = json.loads(schemas.encode(sample_event("login")))
+    del doc[field]
+    with pytest.raises(schemas.InvalidEvent) as info:
+        schemas.decode(json.dumps(doc).encode())
+    assert info.value.fields == [field] and info.value.errors[0].rule == "missing"
