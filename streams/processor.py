@@ -1,8 +1,10 @@
-"""One agent batch: decode, split by partition, apply each partition behind its fence.
+"""One consumed batch: decode, split by partition and fold (``prepare``, in the consuming
+thread), then apply each partition behind its fence (``apply``).
 
-The blocking parts run in a worker thread (``asyncio.to_thread``); a database fault closes
-the connection, waits with backoff and retries the same partition batch. The agent returns,
-and so lets Faust ack and commit the Kafka offsets, only once every partition is applied.
+Transactions run in worker threads (``asyncio.to_thread``), one connection per lane; a
+database fault closes that connection, waits with backoff and retries the same partition
+batch. ``apply`` returns, and so lets the consumer commit the Kafka offsets, only once every
+partition is applied.
 """
 
 from __future__ import annotations
@@ -99,9 +101,6 @@ class BatchProcessor:
         started = time.perf_counter()
         parts = split(raws, self._skew, prefold=True)
         return Prepared(time.perf_counter() - started, parts)
-
-    async def process(self, raws: Sequence[RawRecord]) -> list[Applied]:
-        return await self.apply(await asyncio.to_thread(self.prepare, raws))
 
     async def apply(self, prepared: Prepared) -> list[Applied]:
         """Apply each partition's batch behind its fence, with retries (in partition order)."""
