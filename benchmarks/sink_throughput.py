@@ -201,7 +201,7 @@ def copy_limit(conninfo: str, n: int) -> float:
     return n / elapsed
 
 
-# -- the sink's database path alone: COPY -> staging -> INSERT … ON CONFLICT, rows pre-decoded --
+# -- the sink's database path alone (sinks.writer.write_batch), rows pre-decoded ---------------
 def db_path(conninfo: str, n: int, batch: int) -> float:
     from sinks.config import SinkConfig
     from sinks.records import Incoming, split
