@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 import psycopg
 from _harness import drop_schema, fresh_schema, services, write_result
-from confluent_kafka import Producer
+from confluent_kafka import TIMESTAMP_CREATE_TIME, Message, Producer
 from psycopg import sql
 from psycopg.types.json import set_json_dumps
 
@@ -204,10 +204,20 @@ def copy_limit(conninfo: str, n: int) -> float:
 # -- the sink's database path alone (sinks.writer.write_batch), rows pre-decoded ---------------
 def db_path(conninfo: str, n: int, batch: int) -> float:
     from sinks.config import SinkConfig
-    from sinks.records import Incoming, split
+    from sinks.records import split
     from sinks.writer import prepare, write_batch
 
-    records = (Incoming("t", 0, i, k, v) for i, (k, v, _r) in enumerate(events(n)))
+    records = (
+        Message(
+            topic="t",
+            partition=0,
+            offset=i,
+            key=k,
+            value=v,
+            timestamp=(TIMESTAMP_CREATE_TIME, int(r[1].timestamp() * 1000)),
+        )
+        for i, (k, v, r) in enumerate(events(n))
+    )
     elapsed = 0.0
     with psycopg.connect(conninfo) as conn:
         prepare(conn)

@@ -30,7 +30,7 @@ from sinks.batch import TopicPartitionKey, next_offsets, without_partitions
 from sinks.config import SinkConfig
 from sinks.dlq import DeadLetters, DlqContext
 from sinks.metrics import SinkMetrics
-from sinks.records import Incoming, Rejection, Row, split
+from sinks.records import Rejection, Row, split
 from sinks.writer import WriteResult, prepare, write_batch
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 class InFlight:
     """A batch handed to the writer thread, with what its completion needs."""
 
-    batch: list[Incoming]
+    batch: list[Message]
     rows: list[Row]
     rejected: list[Rejection]
     started: float
@@ -65,20 +65,6 @@ def consumer_conf(kafka_conf: dict[str, Any], config: SinkConfig) -> dict[str, A
         "session.timeout.ms": config.session_timeout_ms,
         "queued.max.messages.kbytes": 32_768,
     }
-
-
-def incoming(msg: Message) -> Incoming:
-    """Hot path: one call per record. Without deserializers key/value are bytes, headers a list."""
-    ts = msg.timestamp()[1]
-    return Incoming(
-        msg.topic(),  # type: ignore[arg-type]
-        msg.partition(),  # type: ignore[arg-type]
-        msg.offset(),  # type: ignore[arg-type]
-        msg.key(),
-        msg.value(),
-        msg.headers() or [],  # type: ignore[arg-type]
-        ts if ts > 0 else None,
-    )
 
 
 @contextlib.contextmanager
@@ -190,9 +176,9 @@ class Sink:
         self._lag_labels -= keys
 
     # -- collecting ----------------------------------------------------------------------------
-    def _collect(self, stop: threading.Event) -> list[Incoming]:
+    def _collect(self, stop: threading.Event) -> list[Message]:
         cfg = self.config
-        records: list[Incoming] = []
+        records: list[Message] = []
         deadline: float | None = None
         while len(records) < cfg.batch_max_records and not stop.is_set():
             if deadline is None:  # poll returns as soon as one record is there
@@ -203,7 +189,7 @@ class Sink:
                 msgs = self._consumer.consume(cfg.batch_max_records - len(records), timeout=wait)
             self._revoked, revoked = set(), self._revoked
             records = without_partitions(records, revoked)
-            records += [incoming(m) for m in msgs if self._usable(m)]
+            records += [m for m in msgs if m.error() is None or self._usable(m)]
             if records and deadline is None:
                 deadline = self._clock() + cfg.batch_max_seconds
             if deadline is None and not msgs:
@@ -236,8 +222,11 @@ class Sink:
             return
         result = self._await(flight.future)
         self._dead_letter(flight.rejected + result.rejected)
-        self._commit(flight.batch)
-        self._observe(flight.batch, flight.rows, result, time.perf_counter() - flight.started)
+        offsets = next_offsets(flight.batch)
+        self._commit(offsets)
+        self._observe(
+            offsets, flight.batch, flight.rows, result, time.perf_counter() - flight.started
+        )
 
     def _await(self, future: Future[WriteResult]) -> WriteResult:
         # While the database is away, stop fetching instead of piling records up in memory.
@@ -303,16 +292,16 @@ class Sink:
         if rejections:
             self._dlq.flush()
 
-    def _commit(self, batch: list[Incoming]) -> None:
-        offsets = [
+    def _commit(self, offsets: dict[TopicPartitionKey, int]) -> None:
+        mine = [
             TopicPartition(topic, partition, offset)
-            for (topic, partition), offset in next_offsets(batch).items()
+            for (topic, partition), offset in offsets.items()
             if (topic, partition) in self._assigned
         ]
-        if not offsets:
+        if not mine:
             return
         try:
-            committed = self._consumer.commit(offsets=offsets, asynchronous=False)
+            committed = self._consumer.commit(offsets=mine, asynchronous=False)
         except KafkaException as exc:
             # Rows are stored idempotently: the new owner re-reads them and skips them.
             log.warning("offset commit refused: %s", exc.args[0].name())
@@ -323,7 +312,14 @@ class Sink:
             log.warning("offset commit refused for %d partition(s)", len(failed))
             self.metrics.commit_failures.inc()
 
-    def _observe(self, batch: list[Incoming], rows: list[Row], r: WriteResult, secs: float) -> None:
+    def _observe(
+        self,
+        offsets: dict[TopicPartitionKey, int],
+        batch: list[Message],
+        rows: list[Row],
+        r: WriteResult,
+        secs: float,
+    ) -> None:
         m = self.metrics
         m.batches.inc()
         m.events_written.inc(r.inserted)
@@ -333,7 +329,7 @@ class Sink:
         m.batch_seconds.observe(secs)
         m.batch_size.observe(len(batch))
         m.last_commit.set(time.time())
-        for (topic, partition), offset in next_offsets(batch).items():
+        for (topic, partition), offset in offsets.items():
             _lo, hi = self._consumer.get_watermark_offsets(
                 TopicPartition(topic, partition), cached=True
             )

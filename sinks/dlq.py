@@ -11,7 +11,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from schemas.topics import DLQ_PREFIX
-from sinks.records import Rejection
+from sinks.records import Rejection, timestamp_ms
 
 SINK_VERSION = "1"
 
@@ -38,10 +38,10 @@ def dlq_headers(
     origin = rejection.origin
     errors = [e.as_dict() for e in rejection.errors]
     pairs = {
-        "topic": origin.topic,
-        "partition": str(origin.partition),
-        "offset": str(origin.offset),
-        "timestamp": str(origin.timestamp_ms if origin.timestamp_ms is not None else ""),
+        "topic": origin.topic() or "",
+        "partition": str(origin.partition()),
+        "offset": str(origin.offset()),
+        "timestamp": str(ts if (ts := timestamp_ms(origin)) is not None else ""),
         "group": ctx.group,
         "stage": rejection.stage,
         "error.class": rejection.error_class,
@@ -77,10 +77,12 @@ class DeadLetters:
 
     def send(self, rejection: Rejection) -> None:
         origin = rejection.origin
-        headers = list(origin.headers) + dlq_headers(rejection, self._ctx, self._clock())
+        original = origin.headers() or []
+        headers = list(original.items()) if isinstance(original, dict) else list(original)
+        headers += dlq_headers(rejection, self._ctx, self._clock())
         self._pending += 1
         self._producer.produce(
-            self._topic, origin.value, origin.key, headers=headers, on_delivery=self._delivered
+            self._topic, origin.value(), origin.key(), headers=headers, on_delivery=self._delivered
         )
         self._producer.poll(0)
 

@@ -1,41 +1,34 @@
-"""Pure decoding of Kafka records into table rows, or into rejections bound for the DLQ."""
+"""Pure decoding of Kafka records into table rows, or into rejections bound for the DLQ.
+
+Records are confluent-kafka ``Message`` objects as the consumer returns them (tests build them
+with ``Message(topic=..., value=..., ...)``): copying each into an object of our own cost about
+a fifth of the sink's decoding time."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from confluent_kafka import Message
 from pydantic import ValidationError
 
 import schemas
 from schemas import MAX_EVENT_BYTES, Event, FieldError, InvalidEvent
 from sinks.config import SinkConfig
 
-Headers = list[tuple[str, str | bytes | None]]
 ORIGINAL_OCCURRED_AT = "_original_occurred_at"
 """Key added to ``properties`` when a future ``occurred_at`` was clamped."""
 
 _DECODE_RULES = frozenset({"json_invalid", "json_type", "empty", "max_size"})
 
 
-@dataclass(slots=True)
-class Incoming:
-    """One consumed record, detached from confluent-kafka (so pure code can be tested).
-
-    Treated as immutable; not ``frozen`` because frozen dataclasses are slow to build and the
-    sink builds one per record on its hot path.
-    """
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers = field(default_factory=list)
-    timestamp_ms: int | None = None
+def timestamp_ms(record: Message) -> int | None:
+    """The record's Kafka timestamp in epoch milliseconds, ``None`` when it has none."""
+    ts: int = record.timestamp()[1]
+    return ts if ts > 0 else None
 
 
 @dataclass(slots=True)
@@ -53,7 +46,7 @@ class Row:
     source: str
     properties: str
     """The validated properties as compact JSON text."""
-    origin: Incoming
+    origin: Message
     clamped: bool = False
 
     def copy_values(self) -> tuple[Any, ...]:
@@ -74,22 +67,22 @@ class Row:
 class Rejection:
     """A record the sink will not store: where it failed and why (no input values)."""
 
-    origin: Incoming
+    origin: Message
     stage: str
     error_class: str
     errors: tuple[FieldError, ...]
 
 
-def to_row(record: Incoming, config: SinkConfig) -> Row | Rejection:
+def to_row(record: Message, config: SinkConfig) -> Row | Rejection:
     """Decode and validate ``record``; apply the future-skew policy."""
     try:
-        event = schemas.decode(record.value)
+        event = schemas.decode(record.value())
     except InvalidEvent as exc:
         return _rejection(record, exc)
     return _row(record, event, config)
 
 
-def split(records: list[Incoming], config: SinkConfig) -> tuple[list[Row], list[Rejection]]:
+def split(records: list[Message], config: SinkConfig) -> tuple[list[Row], list[Rejection]]:
     """``to_row`` over a batch. Hot path: an event the contract's plain validator accepts
     (:mod:`schemas.plain`: no model instances) and not too far ahead of its record's timestamp
     is turned into a row inline; anything else goes through ``schemas.decode`` and ``_row``,
@@ -99,15 +92,17 @@ def split(records: list[Incoming], config: SinkConfig) -> tuple[list[Row], list[
     plain = schemas.REGISTRY.plain.validate_json
     dumps = orjson.dumps
     skew_ms = config.future_skew_seconds * 1000
+    safe = _safe_until(records, skew_ms)
     for record in records:
-        value = record.value
-        ts = record.timestamp_ms
+        value = record.value()
         try:
             if not value or len(value) > MAX_EVENT_BYTES:
                 raise _ModelPath
             event = plain(value)
-            if ts is not None and ts > 0 and event["occurred_at"].timestamp() * 1000 > ts + skew_ms:
-                raise _ModelPath
+            if safe is not None and event["occurred_at"] > safe:
+                ts = record.timestamp()[1]  # the exact rule, as in _too_far_ahead
+                if ts > 0 and event["occurred_at"].timestamp() * 1000 > ts + skew_ms:
+                    raise _ModelPath
             props = dumps(event["properties"]).decode()
         except (ValidationError, _ModelPath):
             result = to_row(record, config)
@@ -117,8 +112,8 @@ def split(records: list[Incoming], config: SinkConfig) -> tuple[list[Row], list[
             Row(
                 event["event_id"],
                 event["occurred_at"],
-                record.offset,
-                record.partition,
+                record.offset(),  # type: ignore[arg-type]  # set on every consumed record
+                record.partition(),  # type: ignore[arg-type]
                 event["schema_version"],
                 event["type"],
                 event["user_id"],
@@ -130,15 +125,26 @@ def split(records: list[Incoming], config: SinkConfig) -> tuple[list[Row], list[
     return rows, rejected
 
 
+def _safe_until(records: list[Message], skew_ms: float) -> datetime | None:
+    """An instant no record of the batch counts as too far ahead at or before (``None``: no
+    record has a timestamp, so none is checked). Comparing with it costs a fraction of the
+    exact per-record rule, which then runs only for events after it; a millisecond early to
+    stay clear of float rounding."""
+    stamps = [ts for _kind, ts in (r.timestamp() for r in records) if ts > 0]
+    if not stamps:
+        return None
+    return datetime.fromtimestamp((min(stamps) + skew_ms - 1) / 1000, UTC)
+
+
 class _ModelPath(Exception):
     """The record takes the model's path (``to_row``)."""
 
 
-def _rejection(record: Incoming, exc: InvalidEvent) -> Rejection:
+def _rejection(record: Message, exc: InvalidEvent) -> Rejection:
     return Rejection(record, _stage(exc), type(exc).__name__, tuple(exc.errors))
 
 
-def _row(record: Incoming, event: Event, config: SinkConfig) -> Row | Rejection:
+def _row(record: Message, event: Event, config: SinkConfig) -> Row | Rejection:
     properties: dict[str, Any] | None = None
     occurred_at = event.occurred_at
     if _too_far_ahead(record, occurred_at, config):
@@ -150,8 +156,8 @@ def _row(record: Incoming, event: Event, config: SinkConfig) -> Row | Rejection:
     return Row(
         event_id=event.event_id,
         occurred_at=occurred_at,
-        kafka_offset=record.offset,
-        kafka_partition=record.partition,
+        kafka_offset=record.offset(),  # type: ignore[arg-type]  # set on every consumed record
+        kafka_partition=record.partition(),  # type: ignore[arg-type]
         schema_version=event.schema_version,
         event_type=event.type,
         user_id=event.user_id,
@@ -168,15 +174,16 @@ def _stage(exc: InvalidEvent) -> str:
     return "validate"
 
 
-def _record_time(record: Incoming) -> datetime:
-    assert record.timestamp_ms is not None
-    return datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+def _record_time(record: Message) -> datetime:
+    ts = timestamp_ms(record)
+    assert ts is not None
+    return datetime.fromtimestamp(ts / 1000, UTC)
 
 
-def _too_far_ahead(record: Incoming, occurred_at: datetime, config: SinkConfig) -> bool:
+def _too_far_ahead(record: Message, occurred_at: datetime, config: SinkConfig) -> bool:
     """Deterministic per record (the Kafka timestamp, never now()), so redelivery is idempotent."""
-    ts = record.timestamp_ms
-    if ts is None or ts <= 0:
+    ts = timestamp_ms(record)
+    if ts is None:
         return False
     return occurred_at.timestamp() * 1000 > ts + config.future_skew_seconds * 1000
 

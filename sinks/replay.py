@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import psycopg
 
 from sinks.config import SinkConfig
-from sinks.consumer import incoming
 from sinks.export.config import LogRange
 from sinks.export.progress import NoProgress, Progress
 from sinks.export.ranges import PartitionRange
@@ -79,7 +78,7 @@ def _replay_partition(
 ) -> None:
     position = prange.start
     for batch in reader.read(prange):
-        rows, rejected = split([incoming(m) for m in batch], config)
+        rows, rejected = split(batch, config)
         result.read += len(batch)
         result.add(write_batch(conn, rows), len(rejected))
         next_position = batch[-1].offset() + 1

@@ -9,13 +9,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import psycopg
-from confluent_kafka import Producer
+from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_NOT_AVAILABLE, Message, Producer
 
 from schemas import Event, to_record
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.config import SinkConfig
 from sinks.consumer import Sink
-from sinks.records import Incoming
 
 _offsets: Iterator[int] = itertools.count()
 
@@ -27,21 +26,56 @@ def as_incoming(
     partition: int = 0,
     offset: int | None = None,
     timestamp_ms: int | None = None,
-) -> Incoming:
+) -> Message:
+    """``event`` as the sink's consumer would receive it."""
     key, value, headers = to_record(event)
-    return Incoming(
+    return message(
+        value,
+        key=key,
+        headers=list(headers),
         topic=topic,
         partition=partition,
         offset=next(_offsets) if offset is None else offset,
-        key=key,
-        value=value,
-        headers=list(headers),
         timestamp_ms=timestamp_ms,
     )
 
 
-def raw_incoming(value: bytes | None, *, offset: int = 0, partition: int = 0) -> Incoming:
-    return Incoming("t.events", partition, offset, b"k", value, [("h", b"v")], 1_700_000_000_000)
+def raw_incoming(value: bytes | None, *, offset: int = 0, partition: int = 0) -> Message:
+    return message(
+        value,
+        key=b"k",
+        headers=[("h", b"v")],
+        partition=partition,
+        offset=offset,
+        timestamp_ms=1_700_000_000_000,
+    )
+
+
+def message(
+    value: bytes | None,
+    *,
+    key: bytes | None = None,
+    headers: list[tuple[str, str | bytes | None]] | None = None,
+    topic: str = "t.events",
+    partition: int = 0,
+    offset: int = 0,
+    timestamp_ms: int | None = None,
+) -> Message:
+    """A consumed record built by hand (``Message`` is constructible for tests since 2.13)."""
+    ts = (
+        (TIMESTAMP_NOT_AVAILABLE, 0)
+        if timestamp_ms is None
+        else (TIMESTAMP_CREATE_TIME, timestamp_ms)
+    )
+    return Message(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key,
+        value=value,
+        headers=headers,
+        timestamp=ts,
+    )
 
 
 # -- integration helpers ---------------------------------------------------------------------

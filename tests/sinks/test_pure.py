@@ -6,6 +6,8 @@ import json
 import uuid
 from datetime import UTC, date, datetime
 
+from confluent_kafka import Message
+
 from schemas import FieldError
 from schemas.topics import DLQ_PREFIX
 from sinks.backoff import Backoff
@@ -14,16 +16,25 @@ from sinks.config import RetentionConfig
 from sinks.dlq import DlqContext, dlq_headers
 from sinks.dlq_admin import dlq_info
 from sinks.queries import Cursor
-from sinks.records import Incoming, Rejection
+from sinks.records import Rejection
 from sinks.retention import cutoff_for, expired, partition_day
+from tests.sinks.conftest import message
 
 
-def _rec(partition: int, offset: int, topic: str = "t") -> Incoming:
-    return Incoming(topic, partition, offset, None, b"{}")
+def _rec(partition: int, offset: int, topic: str = "t") -> Message:
+    return message(b"{}", topic=topic, partition=partition, offset=offset)
 
 
 def test_dlq_headers_carry_coordinates_stage_and_machine_readable_errors() -> None:
-    origin = Incoming("src", 2, 17, b"k", b"v", [("bs.type", b"login")], 1234)
+    origin = message(
+        b"v",
+        key=b"k",
+        headers=[("bs.type", b"login")],
+        topic="src",
+        partition=2,
+        offset=17,
+        timestamp_ms=1234,
+    )
     rejection = Rejection(
         origin,
         "validate",

@@ -108,3 +108,37 @@ def test_split_keeps_order_and_separates_rejections() -> None:
     rows, rejected = split([good[0], raw_incoming(b"{"), good[1], good[2]], CONFIG)
     assert [r.origin for r in rows] == good
     assert len(rejected) == 1
+
+
+@pytest.mark.parametrize("policy", ["clamp", "dlq"])
+def test_split_applies_the_skew_rule_to_each_record_against_its_own_timestamp(
+    policy: str,
+) -> None:
+    """``split`` compares with the batch's earliest timestamp first; a later record's events
+    are still judged against that record's own timestamp, exactly as ``to_row`` does."""
+    config = SinkConfig(future_policy=policy)  # type: ignore[arg-type]
+    skew = timedelta(seconds=config.future_skew_seconds)
+    ms = timedelta(milliseconds=1)
+    later_ms = T0_MS + 2 * 3_600_000
+    cases = [  # (occurred_at, record timestamp in ms, too far ahead)
+        (T0 + skew + timedelta(minutes=1), T0_MS, True),
+        (T0 + skew + timedelta(minutes=1), later_ms, False),
+        (T0, later_ms, False),
+        (T0 + skew, T0_MS, False),  # the rule is "more than the skew ahead"
+        (T0 + skew + ms, T0_MS, True),
+        (T0 + skew - ms, T0_MS, False),
+        (T0 + timedelta(days=10), None, False),  # no record time: nothing to compare with
+    ]
+    records = [
+        as_incoming(sample_event("login", occurred_at=at), timestamp_ms=ts) for at, ts, _ in cases
+    ]
+    rows, rejected = split(records, config)
+    too_far = [r for r, (_at, _ts, ahead) in zip(records, cases, strict=True) if ahead]
+    if policy == "clamp":
+        assert not rejected
+        assert [r.origin for r in rows] == records
+        assert [r.clamped for r in rows] == [ahead for _at, _ts, ahead in cases]
+    else:
+        assert [r.origin for r in rejected] == too_far
+        assert {e.rule for r in rejected for e in r.errors} == {"future_skew"}
+    assert rows == [r for r in (to_row(rec, config) for rec in records) if isinstance(r, Row)]
