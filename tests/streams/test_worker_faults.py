@@ -177,16 +177,23 @@ def test_database_faults_pause_and_retry_without_losing_events(
     start(
         workers, BRAINSTREAM_WORKER_DB_APPLICATION_NAME=app_name, BRAINSTREAM_WORKER_WEB_PORT=port
     )
-    target = feed(workers, pg_schema.conninfo, 30_000, 500, seed=17)
+    events = make_events(30_000, 500, seed=17)
+    copy_raw(pg_schema.conninfo, events)
     progress = 0
     with psycopg.connect(pg_schema.conninfo, autocommit=True) as admin:
-        for _ in range(5):  # the worker's session dies mid-stream: a real database fault
+        # Five chunks, the worker's sessions killed after each has started to land: a real
+        # database fault while more of the stream is still to come. (All at once, a fast worker
+        # could finish before the second kill and the wait below would never end.)
+        for start_at in range(0, len(events), 6_000):
+            produce(workers.kafka, workers.topics.events, events[start_at : start_at + 6_000])
             progress = wait_progress(pg_schema.conninfo, workers.topics.events, progress + 1_000)
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE application_name = %s",
                 (app_name,),
             )
+    produce(workers.kafka, workers.topics.events, [b"not json"])
+    target = end_offsets(workers.kafka, workers.topics.events, workers.topics.events_partitions)
     wait_caught_up(pg_schema.conninfo, workers.topics.events, target, timeout=120)
     metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     verified(pg_schema.conninfo)
