@@ -28,7 +28,7 @@ def decode(value: bytes | None, registry: EventRegistry = REGISTRY) -> Event:
     if len(value) > MAX_EVENT_BYTES:
         raise _too_large(len(value))
     event = registry.validate_json(value)
-    made_up = _RECORDED - event.model_fields_set
+    made_up = RECORDED - event.model_fields_set
     if made_up:
         # The model would invent them (a new id, now): a record must carry its own, or every
         # redelivery would be stored as another event at another time.
@@ -36,7 +36,8 @@ def decode(value: bytes | None, registry: EventRegistry = REGISTRY) -> Event:
     return event
 
 
-_RECORDED = frozenset({"event_id", "occurred_at"})
+RECORDED = frozenset({"event_id", "occurred_at"})
+"""Fields the model fills in when they are absent, which a record must carry itself."""
 
 
 def headers(event: Event) -> Headers:
