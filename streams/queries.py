@@ -1,20 +1,21 @@
 """Rolling windows answered by summing buckets.
 
-A window covers whole buckets: ``[truncate(now - span), now]`` at the window's granularity
-(minute buckets for 5m and 1h, hour buckets for 24h and 7d), so it may include up to one
-bucket more than the span. Distinct users over a window are exact: counted over the
-per-user buckets, never summed across buckets.
+A window is the last whole buckets of its granularity, the one holding ``now`` included (it is
+still filling): 5m and 1h are 5 and 60 minute buckets, 24h is 24 hour buckets, 7d is 7 UTC day
+buckets. Event counts over a window are sums of aggregate rows. Distinct users are exact:
+counted over the per-user buckets of the same granularity, never summed across buckets. The
+dashboard charts these same windows, so a label means the same numbers everywhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import psycopg
 
-from streams.buckets import truncate
+from streams.buckets import STEP, Granularity, truncate
 from streams.errors import UnknownWindow
 
 Connection = psycopg.Connection[Any]
@@ -22,21 +23,27 @@ Connection = psycopg.Connection[Any]
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    name: str
-    span: timedelta
-    granularity: str
+    """The last ``spans`` buckets of ``granularity``, the one holding ``now`` included."""
 
-    def start(self, now: datetime) -> datetime:
-        return truncate(now - self.span, self.granularity)
+    name: str
+    granularity: Granularity
+    spans: int
+
+    def bounds(self, now: datetime) -> tuple[datetime, datetime]:
+        """``[start, end)``: ``end`` is the end of the bucket holding ``now``."""
+        step = STEP[self.granularity]
+        end = truncate(now, self.granularity) + step
+        return end - self.spans * step, end
 
 
 WINDOWS: Final[dict[str, Window]] = {
     w.name: w
     for w in (
-        Window("5m", timedelta(minutes=5), "minute"),
-        Window("1h", timedelta(hours=1), "minute"),
-        Window("24h", timedelta(hours=24), "hour"),
-        Window("7d", timedelta(days=7), "hour"),
+        Window("5m", "minute", 5),
+        Window("1h", "minute", 60),
+        Window("24h", "hour", 24),
+        # Distinct users over day buckets: a week of hour buckets is 24 times the rows.
+        Window("7d", "day", 7),
     )
 }
 
@@ -73,20 +80,20 @@ class UserCount:
 _TYPES = """
 SELECT c.event_type, c.events, coalesce(u.users, 0)
 FROM (SELECT event_type, sum(event_count)::bigint AS events FROM agg_type_buckets
-      WHERE granularity = %(g)s AND bucket >= %(lo)s AND bucket <= %(hi)s GROUP BY 1) c
+      WHERE granularity = %(g)s AND bucket >= %(lo)s AND bucket < %(hi)s GROUP BY 1) c
 LEFT JOIN (SELECT event_type, count(DISTINCT user_id) AS users FROM agg_user_buckets
-           WHERE granularity = %(g)s AND bucket >= %(lo)s AND bucket <= %(hi)s GROUP BY 1) u
+           WHERE granularity = %(g)s AND bucket >= %(lo)s AND bucket < %(hi)s GROUP BY 1) u
 USING (event_type)
 ORDER BY c.events DESC, c.event_type
 """
 _ALL_USERS = """
 SELECT count(DISTINCT user_id) FROM agg_user_buckets
-WHERE granularity = %(g)s AND bucket >= %(lo)s AND bucket <= %(hi)s
+WHERE granularity = %(g)s AND bucket >= %(lo)s AND bucket < %(hi)s
 """
 _USER = """
 SELECT event_type, sum(event_count)::bigint, min(first_seen), max(last_seen)
 FROM agg_user_buckets
-WHERE user_id = %(u)s AND granularity = %(g)s AND bucket >= %(lo)s AND bucket <= %(hi)s
+WHERE user_id = %(u)s AND granularity = %(g)s AND bucket >= %(lo)s AND bucket < %(hi)s
 GROUP BY 1 ORDER BY 1
 """
 _TOTALS = """
@@ -96,8 +103,8 @@ WHERE user_id = %s ORDER BY 1
 
 
 def _range(w: Window, now: datetime | None) -> dict[str, Any]:
-    end = now if now is not None else datetime.now(UTC)
-    return {"g": w.granularity, "lo": w.start(end), "hi": end}
+    start, end = w.bounds(now if now is not None else datetime.now(UTC))
+    return {"g": w.granularity, "lo": start, "hi": end}
 
 
 def types_in_window(conn: Connection, w: Window, now: datetime | None = None) -> list[TypeCount]:
@@ -126,11 +133,14 @@ def user_totals(conn: Connection, user_id: str) -> list[UserCount]:
 
 def types_json(conn: Connection, w: Window, now: datetime | None = None) -> dict[str, Any]:
     """The ``/aggregates/types`` document."""
+    now = now if now is not None else datetime.now(UTC)
     counts = types_in_window(conn, w, now)
+    start, end = w.bounds(now)
     return {
         "window": w.name,
         "granularity": w.granularity,
-        "since": w.start(now or datetime.now(UTC)).isoformat(),
+        "since": start.isoformat(),
+        "until": end.isoformat(),
         "types": {c.event_type: {"events": c.events, "users": c.distinct_users} for c in counts},
         "events": sum(c.events for c in counts),
         "users": users_in_window(conn, w, now),

@@ -1,62 +1,61 @@
 """What the dashboard reads: bucket series and top types from the aggregate tables; a user's
 lifetime per-type counts come from ``streams.queries`` and the raw timeline from ``sinks.queries``.
 
-A window is a whole number of buckets ending with the current (partial) bucket, so its sums are
-exactly the sums of the aggregate rows, and distinct users are counted over the per-user buckets
-of the window's own granularity (exact: a distinct count cannot be summed over buckets).
+Windows are those of :mod:`streams.queries`: a whole number of buckets ending with the current
+(partial) bucket, so their sums are exactly the sums of the aggregate rows, and distinct users
+are counted over the per-user buckets of the window's own granularity (exact: a distinct count
+cannot be summed over buckets).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from datetime import UTC, datetime
+from typing import Any, Final
 
 import psycopg
 from psycopg import sql
 
 from schemas.db import TYPE_BUCKETS_TABLE, USER_BUCKETS_TABLE
+from streams.buckets import STEP, Granularity, truncate
 from streams.queries import UserCount, user_totals
+from streams.queries import Window as StreamWindow
+from streams.queries import window as stream_window
 
 Connection = psycopg.Connection[Any]
-Granularity = Literal["minute", "hour", "day"]
-WindowName = Literal["1h", "24h", "7d"]
-
-_STEP: Final[dict[Granularity, timedelta]] = {
-    "minute": timedelta(minutes=1),
-    "hour": timedelta(hours=1),
-    "day": timedelta(days=1),
-}
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """``spans`` whole ``span`` buckets ending with the current one, charted in ``granularity``
-    buckets (as fine as ``span`` or finer, so both cover exactly the same time range)."""
+    """A window of :mod:`streams.queries` (the same range, the same exact distinct counts, so
+    ``brainstream top`` and the dashboard agree), charted in ``granularity`` buckets (as fine
+    as the window's own or finer, so the chart covers exactly the same range)."""
 
     name: str
     granularity: Granularity
-    span: Granularity
-    spans: int
+    extent: StreamWindow
+
+    @property
+    def span(self) -> Granularity:
+        """The granularity the window is made of, and distinct users are counted over."""
+        return self.extent.granularity
 
     def bounds(self, now: datetime) -> tuple[datetime, datetime]:
-        """``[start, end)``: ``spans`` buckets of ``span``, the last one holding ``now``."""
-        end = truncate(now, self.span) + _STEP[self.span]
-        return end - self.spans * _STEP[self.span], end
+        """``[start, end)``: the window's buckets, the last one holding ``now``."""
+        return self.extent.bounds(now)
 
     def labels(self, now: datetime) -> list[datetime]:
         """The chart's buckets, from the window's start up to the one holding ``now``."""
         start, _ = self.bounds(now)
-        step = _STEP[self.granularity]
+        step = STEP[self.granularity]
         count = (truncate(now, self.granularity) - start) // step + 1
         return [start + i * step for i in range(count)]
 
 
 WINDOWS: Final[dict[str, Window]] = {
-    "1h": Window("1h", "minute", "minute", 60),
-    "24h": Window("24h", "hour", "hour", 24),
-    # Seven UTC days: distinct users over day buckets (a week of hour buckets is 24x the rows).
-    "7d": Window("7d", "hour", "day", 7),
+    "1h": Window("1h", "minute", stream_window("1h")),
+    "24h": Window("24h", "hour", stream_window("24h")),
+    "7d": Window("7d", "hour", stream_window("7d")),
 }
 
 
@@ -71,15 +70,6 @@ def window(name: str) -> Window:
         return WINDOWS[name]
     except KeyError:
         raise UnknownWindow(name) from None
-
-
-def truncate(at: datetime, granularity: Granularity) -> datetime:
-    at = at.astimezone(UTC)
-    if granularity == "minute":
-        return at.replace(second=0, microsecond=0)
-    if granularity == "hour":
-        return at.replace(minute=0, second=0, microsecond=0)
-    return at.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 # -- series ---------------------------------------------------------------------------------

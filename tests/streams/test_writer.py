@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from brainstream.dashboard import queries as dashboard
 from schemas.db import ERASURE_LOCK_KEY
 from streams import queries
 from streams.erasure import erase_user_aggregates
@@ -149,3 +150,30 @@ def test_windows_sum_buckets_and_count_distinct_users_exactly(pg_schema: PgSchem
         assert queries.types_json(conn, queries.window("7d"), NOW)["users"] == 3
     with pytest.raises(queries.UnknownWindow):
         queries.window("2w")
+
+
+def test_the_cli_and_the_dashboard_count_the_same_windows(pg_schema: PgSchema) -> None:
+    """``brainstream top`` (``streams.queries``) and the dashboard give a window label the same
+    numbers: the last whole buckets, the current one included, and nothing before them."""
+    now = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
+    ago = [  # (age, user): each window's edge is straddled
+        (timedelta(seconds=30), "a"),
+        (timedelta(minutes=58), "b"),
+        (timedelta(minutes=60), "c"),  # in the minute holding now - 1h: not in 1h
+        (timedelta(hours=23), "d"),
+        (timedelta(hours=24), "e"),  # in the hour holding now - 24h: not in 24h
+        (timedelta(days=6), "f"),
+        (timedelta(days=6, hours=16), "g"),  # 2026-03-07 23:09: before the seven UTC days
+    ]
+    recs = [Record(0, i, "login", user, now - age) for i, (age, user) in enumerate(ago)]
+    expected = {"1h": {"a", "b"}, "24h": {"a", "b", "c", "d"}, "7d": set("abcdef")}
+    with psycopg.connect(pg_schema.conninfo) as conn:
+        upsert(conn, fold(recs))
+        for name, users in expected.items():
+            cli = queries.types_json(conn, queries.window(name), now)
+            w = dashboard.window(name)
+            assert dashboard.event_totals(conn, w, now) == {"login": len(users)}, name
+            distinct = dashboard.distinct_users(conn, w, now)
+            assert (distinct.per_type, distinct.overall) == ({"login": len(users)}, len(users))
+            assert cli["types"] == {"login": {"events": len(users), "users": len(users)}}, name
+            assert (cli["since"], cli["until"]) == tuple(t.isoformat() for t in w.bounds(now))
