@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,12 @@ from pydantic_settings import BaseSettings
 import brainstream
 import schemas.config
 from brainstream.cli import app
+from brainstream.settings_dashboard import DashboardSettings
+from sinks.health import serve
+from streams.config import WorkerConfig
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
-BRAINSTREAM_SERVICES = {"init", "sink", "worker", "producer"}
+BRAINSTREAM_SERVICES = {"init", "sink", "worker", "dashboard", "producer"}
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +104,32 @@ def test_service_commands_are_real_cli_commands(compose: dict[str, Any]) -> None
                 _parse(words[1:])
             except Exception as exc:  # typer's click raises its own UsageError/BadParameter
                 pytest.fail(f"{name}: `{line.strip()}` is not a valid command line: {exc}")
+
+
+def _listener(service: str, env: dict[str, str]) -> tuple[str, int]:
+    """Where the service's HTTP server listens inside its container, from its settings."""
+    if service == "sink":
+        host = inspect.signature(serve).parameters["host"].default
+        return host, int(env["BRAINSTREAM_SINK_METRICS_PORT"])
+    if service == "worker":
+        worker = WorkerConfig()
+        return env.get("BRAINSTREAM_WORKER_WEB_HOST", worker.web_host), worker.web_port
+    dashboard = DashboardSettings.model_construct()
+    return env.get("BRAINSTREAM_DASHBOARD_HOST", dashboard.host), dashboard.port
+
+
+def test_published_ports_and_health_checks_reach_the_servers(compose: dict[str, Any]) -> None:
+    """A published port reaches a server only if it listens on every interface of its
+    container; a health check must ask the port the server listens on, or be a CLI command."""
+    for name in ("sink", "worker", "dashboard"):
+        service = compose["services"][name]
+        host, port = _listener(name, service["environment"])
+        assert host == "0.0.0.0", f"{name} listens on {host} only"
+        assert [int(p.split(":")[-1]) for p in service["ports"]] == [port], name
+        check = service["healthcheck"]["test"]
+        assert check[0] == "CMD", name
+        if check[1] == "brainstream":
+            _parse(check[2:])
+        else:
+            assert check[1:3] == ["python", "-c"], name
+            assert f"http://127.0.0.1:{port}/health" in check[3], name
