@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import typer
@@ -26,6 +28,12 @@ def register(app: typer.Typer) -> None:
         duration: float = typer.Option(30.0, min=0.1, help="Seconds to run."),
         source: str = typer.Option("demo", help="Service name stamped on the events."),
         seed: int | None = typer.Option(None, help="Seed for a reproducible mix."),
+        metrics_port: int | None = typer.Option(
+            None,
+            min=0,
+            max=65_535,
+            help="Serve the SDK's Prometheus /metrics (brainstream_sdk_*) on this port.",
+        ),
     ) -> None:
         """Send a realistic mix of every registered event type through the SDK."""
         # Imported here: the rest of the CLI works even where the SDK cannot be imported.
@@ -38,6 +46,11 @@ def register(app: typer.Typer) -> None:
 
         console = Console(stderr=True)
         settings, sdk = Settings(), SdkSettings()
+        if metrics_port is not None and not sdk.prometheus:
+            raise typer.BadParameter(
+                "BRAINSTREAM_SDK_PROMETHEUS is off: the SDK has no metrics to serve",
+                param_hint="--metrics-port",
+            )
         ensure_topics(settings.kafka, settings.topics)  # a demo on a fresh broker just works
         problems: list[TrackingError] = []
         tracker = Tracker(
@@ -49,11 +62,30 @@ def register(app: typer.Typer) -> None:
         traffic = DemoTraffic(REGISTRY.names(), users, random.Random(seed))
         if traffic.skipped:
             console.print(f"[yellow]no demo properties for: {', '.join(traffic.skipped)}")
-        sent = _run(tracker, traffic, rate, duration, console)
-        stats = tracker.close(sdk.close_timeout)
+        with _metrics_server(metrics_port, console):
+            sent = _run(tracker, traffic, rate, duration, console)
+            stats = tracker.close(sdk.close_timeout)
         console.print(_summary(stats, sent, len(problems)))
         if stats.unexplained:
             raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _metrics_server(port: int | None, console: Console) -> Iterator[None]:
+    """prometheus-client's server of its default registry, where the SDK's collector is."""
+    if port is None:
+        yield
+        return
+    from prometheus_client import start_http_server
+
+    server, thread = start_http_server(port)
+    console.print(f"SDK metrics on http://0.0.0.0:{server.server_port}/metrics")
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 def _run(tracker: Tracker, traffic: DemoTraffic, rate: float, duration: float, con: Console) -> int:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
+from click.testing import Result
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 import schemas
@@ -15,6 +20,7 @@ from brainstream.settings_sdk import SdkSettings
 from producers.demo import DemoTraffic
 from schemas.config import KafkaSettings, TopicSettings
 from tests.producers.topic_reader import read_topic
+from tests.streams.helpers import free_port
 
 
 def test_every_registered_type_is_generated_and_valid() -> None:
@@ -59,3 +65,49 @@ def test_produce_command_sends_the_mix(
     records = read_topic(kafka_settings, topics.events, 800)
     assert len(records) == 800
     assert {r.event.user_id for r in records} <= {f"user-{i:05d}" for i in range(5)}
+
+
+@pytest.mark.integration
+def test_produce_serves_the_sdk_metrics_while_it_runs(
+    kafka_settings: KafkaSettings,
+    topics: TopicSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS", kafka_settings.bootstrap_servers)
+    monkeypatch.setenv("BRAINSTREAM_TOPIC_EVENTS", topics.events)
+    monkeypatch.setenv("BRAINSTREAM_SDK_SPOOL_DIR", str(tmp_path))
+    port = free_port()
+    args = ["produce", "--rate", "200", "--users", "5", "--duration", "5", "--source", "metrics"]
+    outcome: dict[str, Result] = {}
+    run = threading.Thread(
+        target=lambda: outcome.update(
+            result=CliRunner().invoke(app, [*args, "--metrics-port", str(port)])
+        )
+    )
+    run.start()
+    delivered = 0.0
+    while run.is_alive() and not delivered:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            text = ""  # not serving yet
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "brainstream_sdk_delivered_total" and sample.labels == {
+                    "source": "metrics"
+                }:
+                    delivered = sample.value
+        time.sleep(0.1)
+    run.join(60)
+    assert outcome["result"].exit_code == 0, outcome["result"].output
+    assert delivered > 0
+    with pytest.raises(httpx.HTTPError):  # stopped with the command
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def test_metrics_port_needs_the_sdk_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRAINSTREAM_SDK_PROMETHEUS", "false")
+    result = CliRunner().invoke(app, ["produce", "--metrics-port", "9999"])
+    assert result.exit_code == 2
+    assert "BRAINSTREAM_SDK_PROMETHEUS" in result.output
