@@ -133,7 +133,10 @@ def _safe_until(records: list[Message], skew_ms: float) -> datetime | None:
     stamps = [ts for _kind, ts in (r.timestamp() for r in records) if ts > 0]
     if not stamps:
         return None
-    return datetime.fromtimestamp((min(stamps) + skew_ms - 1) / 1000, UTC)
+    try:
+        return datetime.fromtimestamp((min(stamps) + skew_ms - 1) / 1000, UTC)
+    except (OverflowError, ValueError, OSError):  # a skew beyond year 9999: nothing is ahead
+        return datetime.max.replace(tzinfo=UTC)
 
 
 class _ModelPath(Exception):

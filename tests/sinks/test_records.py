@@ -142,3 +142,12 @@ def test_split_applies_the_skew_rule_to_each_record_against_its_own_timestamp(
         assert [r.origin for r in rejected] == too_far
         assert {e.rule for r in rejected for e in r.errors} == {"future_skew"}
     assert rows == [r for r in (to_row(rec, config) for rec in records) if isinstance(r, Row)]
+
+
+def test_a_skew_beyond_the_calendar_clamps_nothing() -> None:
+    config = SinkConfig(future_skew_seconds=1e15)
+    record = as_incoming(
+        sample_event("login", occurred_at=T0 + timedelta(days=30)), timestamp_ms=T0_MS
+    )
+    rows, rejected = split([record], config)
+    assert not rejected and [r.clamped for r in rows] == [False]
