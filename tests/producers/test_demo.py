@@ -47,16 +47,24 @@ def test_sdk_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     )
 
 
-@pytest.mark.integration
-def test_produce_command_sends_the_mix(
+@pytest.fixture
+def cli_env(
     kafka_settings: KafkaSettings,
     topics: TopicSettings,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The CLI's environment: the test broker and topic, a spool of the test's own."""
     monkeypatch.setenv("BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS", kafka_settings.bootstrap_servers)
     monkeypatch.setenv("BRAINSTREAM_TOPIC_EVENTS", topics.events)
     monkeypatch.setenv("BRAINSTREAM_SDK_SPOOL_DIR", str(tmp_path))
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("cli_env")
+def test_produce_command_sends_the_mix(
+    kafka_settings: KafkaSettings, topics: TopicSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BRAINSTREAM_SDK_PROMETHEUS", "false")
     args = ["produce", "--rate", "400", "--users", "5", "--duration", "2", "--seed", "3"]
     result = CliRunner().invoke(app, args)
@@ -68,15 +76,8 @@ def test_produce_command_sends_the_mix(
 
 
 @pytest.mark.integration
-def test_produce_serves_the_sdk_metrics_while_it_runs(
-    kafka_settings: KafkaSettings,
-    topics: TopicSettings,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS", kafka_settings.bootstrap_servers)
-    monkeypatch.setenv("BRAINSTREAM_TOPIC_EVENTS", topics.events)
-    monkeypatch.setenv("BRAINSTREAM_SDK_SPOOL_DIR", str(tmp_path))
+@pytest.mark.usefixtures("cli_env")
+def test_produce_serves_the_sdk_metrics_while_it_runs() -> None:
     port = free_port()
     args = ["produce", "--rate", "200", "--users", "5", "--duration", "5", "--source", "metrics"]
     outcome: dict[str, Result] = {}
