@@ -24,7 +24,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from streams.processor import RawRecord
 
@@ -32,14 +39,14 @@ log = logging.getLogger(__name__)
 
 P = TypeVar("P")
 
-_NO_TIMESTAMP = 0  # confluent_kafka.TIMESTAMP_NOT_AVAILABLE
-
 
 def raw_record(msg: Message) -> RawRecord:
     kind, stamp = msg.timestamp()
     partition, offset = msg.partition(), msg.offset()
     assert partition is not None and offset is not None  # a consumed record has both
-    return RawRecord(partition, offset, msg.value(), stamp if kind != _NO_TIMESTAMP else None)
+    return RawRecord(
+        partition, offset, msg.value(), stamp if kind != TIMESTAMP_NOT_AVAILABLE else None
+    )
 
 
 def next_offsets(raws: Sequence[RawRecord]) -> dict[int, int]:
