@@ -6,6 +6,9 @@ from typing import Final
 
 EVENTS: Final = "brainstream.events"
 DLQ: Final = "brainstream.events.dlq"
+ACCEPTED: Final = "brainstream.events.accepted"
+"""What the raw sink stored, one batch record per sink batch and source partition
+(format: :mod:`schemas.accepted`)."""
 ERASURES: Final = "brainstream.erasures"
 
 # Headers every event record carries (values are UTF-8 bytes).
