@@ -1,6 +1,7 @@
 """Per-call cost of ``Tracker.track()`` against the bare ``produce()`` floor and the SDKs users
-pick instead (Segment's ``track()`` and PostHog's ``capture()`` with sending disabled), plus
-sustained throughput delivered to the broker by one process.
+pick instead (Segment's ``track()`` from the maintained ``segment-analytics-python`` 2.x, and
+PostHog's ``capture()``, both with sending disabled), plus sustained throughput delivered to the
+broker by one process.
 
     python benchmarks/sdk_track.py [--quick]
 
@@ -22,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +83,8 @@ class Poller:
 
 def per_call_costs(kafka: KafkaSettings, topic: str, n: int, rounds: int) -> dict[str, Any]:
     """All cases interleaved in ``rounds`` rounds, so they share the machine's conditions."""
-    import analytics
     import posthog
+    from segment.analytics import Client as SegmentClient
 
     producer = Producer(TrackerConfig().producer_conf(kafka.librdkafka()))
     poller = Poller(producer)
@@ -91,7 +93,7 @@ def per_call_costs(kafka: KafkaSettings, topic: str, n: int, rounds: int) -> dic
     )
     spool = Path(tempfile.mkdtemp(prefix="bench-spool-"))
     tracker = Tracker(kafka, topic=topic, source="bench", spool_dir=spool, prometheus=False)
-    segment = analytics.Client("bench-write-key", send=False, max_queue_size=10 * n)
+    segment = SegmentClient("bench-write-key", send=False, max_queue_size=10 * n)
     hog = posthog.Posthog("phc_bench", send=False, max_queue_size=10 * n)
     track = tracker.track
 
@@ -149,12 +151,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     logging.getLogger("posthog").setLevel(logging.CRITICAL)
+    logging.getLogger("segment").setLevel(logging.CRITICAL)
     n, rounds, volume = (40_000, 4, 100_000) if args.quick else (200_000, 10, 500_000)
     kafka = kafka_settings()
     names = TopicSettings(events=f"bench.sdk.{uuid.uuid4().hex[:8]}", events_partitions=3)
     ensure_topics(kafka, names)
+    figures: dict[str, Any] = {
+        "segment_version": version("segment-analytics-python"),
+        "posthog_version": version("posthog"),
+    }
     try:
-        figures: dict[str, Any] = per_call_costs(kafka, names.events, n, rounds)
+        figures |= per_call_costs(kafka, names.events, n, rounds)
         figures["throughput"] = bench_throughput(kafka, names.events, volume)
     finally:
         delete_topics(kafka, [names.events, names.dlq, names.erasures])
