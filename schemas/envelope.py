@@ -2,15 +2,39 @@
 
 The system stores identifiers, not personal data: user ids are pseudonymous tokens (no ``@``,
 no spaces), property models forbid unknown fields and bound every string and collection.
+
+The contract also bounds every value to what each consumer can hold (one place: :func:`bounded`,
+applied to the envelope and to every :class:`Properties` model, built-in or registered):
+
+- datetimes lie in ``[OCCURRED_MIN, OCCURRED_MAX)``, compared as instants, so the UTC
+  normalisation cannot overflow and Postgres ``timestamptz``, Parquet ``timestamp[us]``,
+  Kafka's and UUIDv7's unsigned epoch milliseconds and Python's ``datetime`` (year 1-9999, with
+  a year to spare for window arithmetic) all hold them;
+- integers fit in signed 64 bits (Postgres ``bigint``, Parquet ``int64``, orjson, JSON readers
+  of other languages); a tighter bound of the field wins;
+- floats are finite (JSON has no NaN or infinity: serialisers would write ``null``).
+
+Integers, floats, booleans and datetimes are strict JSON types: ``true`` is not an integer,
+``"1200"`` is not a number and a number is not a datetime (``schemas.decode`` also validates in
+strict mode). A value beyond a bound is refused with the rule ``out_of_range``.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    StringConstraints,
+    field_validator,
+)
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from schemas.ids import new_event_id
 
@@ -42,10 +66,79 @@ Label = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 """A short bounded label (mime type, provider name, endpoint template)."""
 
 
+OCCURRED_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+"""Earliest instant of any datetime of the contract (inclusive): the Unix epoch, below which
+Kafka timestamps, UUIDv7 ids and some platforms' ``fromtimestamp`` have no value."""
+OCCURRED_MAX = datetime(9999, 1, 1, tzinfo=UTC)
+"""Bound of any datetime of the contract (exclusive): a year short of Python's ``datetime.max``,
+so normalising any offset and adding any rolling window stays representable."""
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+"""Bounds of any integer of the contract (signed 64 bits)."""
+
+OUT_OF_RANGE = "out_of_range"
+"""The rule named when a value is beyond a bound of the contract (not of its field)."""
+BOUND_LIMITS: frozenset[str] = frozenset(
+    {
+        str(INT_MIN),
+        str(INT_MAX),
+        *(t.isoformat().replace("+00:00", "Z") for t in (OCCURRED_MIN, OCCURRED_MAX)),
+    }
+)
+"""The limits :func:`bounded` sets, as pydantic's error context gives them: an error at one of
+them is reported as ``out_of_range``."""
+
+
+def bounded(schema: CoreSchema) -> CoreSchema:
+    """Put the contract's bounds on every leaf of a core schema, in place; returns it.
+
+    ``int``: strict, within signed 64 bits unless the field has its own bound on that side;
+    ``float``: strict, finite; ``bool``: strict; ``datetime``: strict, within
+    ``[OCCURRED_MIN, OCCURRED_MAX)`` intersected with the field's own bounds. Idempotent.
+    """
+    _bound(schema)
+    return schema
+
+
+def _bound(node: Any) -> None:
+    if isinstance(node, dict):
+        kind = node.get("type")
+        if kind == "int":
+            node["strict"] = True
+            if node.get("le") is None and node.get("lt") is None:
+                node["le"] = INT_MAX
+            if node.get("ge") is None and node.get("gt") is None:
+                node["ge"] = INT_MIN
+        elif kind == "float":
+            node["strict"] = True
+            node["allow_inf_nan"] = False
+        elif kind == "bool":
+            node["strict"] = True
+        elif kind == "datetime":
+            node["strict"] = True
+            if node.get("ge") is None and node.get("gt") is None:
+                node["ge"] = OCCURRED_MIN
+            if node.get("lt") is None and node.get("le") is None:
+                node["lt"] = OCCURRED_MAX
+        for key, value in node.items():
+            if key not in ("metadata", "cls", "ref", "config"):
+                _bound(value)
+    elif isinstance(node, list | tuple):
+        for item in node:
+            _bound(item)
+
+
 class Properties(BaseModel):
-    """Base of every per-type property model: strict, frozen, unknown fields rejected."""
+    """Base of every per-type property model: strict, frozen, unknown fields rejected, every
+    value within the contract's bounds (:func:`bounded`), for subclasses too."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler, /
+    ) -> CoreSchema:
+        return bounded(handler(source))
 
 
 class Event(BaseModel):
@@ -64,7 +157,18 @@ class Event(BaseModel):
     event_type: ClassVar[str] = ""
     """The registered name; set by ``schemas.registry.register``."""
 
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler, /
+    ) -> CoreSchema:
+        return bounded(handler(source))
+
     @field_validator("occurred_at", mode="after")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        # Bounded before this runs (OCCURRED_MIN..OCCURRED_MAX), so it cannot overflow; the
+        # guard keeps a custom subclass that loosens the bound on the rejection side.
+        try:
+            return value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise PydanticCustomError(OUT_OF_RANGE, "out of range") from None

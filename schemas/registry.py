@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar, Union, get_args
 from pydantic import Field, TypeAdapter, ValidationError
 from pydantic_core import SchemaValidator
 
-from schemas.envelope import Event
+from schemas.envelope import BOUND_LIMITS, OUT_OF_RANGE, Event
 from schemas.errors import FieldError, InvalidEvent, UnknownEventType
 from schemas.plain import union_validator
 
@@ -71,8 +71,10 @@ class EventRegistry:
             raise invalid_event(exc, tagged=False) from None
 
     def validate_json(self, value: bytes | str) -> Event:
+        """A record's JSON, in strict mode: JSON types as the JSON Schema gives them (a number
+        is not a datetime, ``"1200"`` not an integer, ``true`` not a number)."""
         try:
-            return self.adapter.validate_json(value)
+            return self.adapter.validate_json(value, strict=True)
         except ValidationError as exc:
             raise invalid_event(exc, tagged=True) from None
 
@@ -128,9 +130,13 @@ def invalid_event(exc: ValidationError, *, tagged: bool) -> InvalidEvent:
     """Turn pydantic's errors into field errors that name the field and never echo input."""
     errors: list[FieldError] = []
     unknown = False
-    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+    for err in exc.errors(include_url=False, include_input=False, include_context=True):
         loc = list(err["loc"])
         rule = err["type"]
+        if rule in _LIMIT_RULES and BOUND_LIMITS.intersection(
+            map(str, err.get("ctx", {}).values())
+        ):
+            rule = OUT_OF_RANGE  # a bound of the contract itself, not of the field
         if rule in ("union_tag_invalid", "union_tag_not_found"):
             unknown = rule == "union_tag_invalid"
             loc = ["type"]
@@ -143,7 +149,11 @@ def invalid_event(exc: ValidationError, *, tagged: bool) -> InvalidEvent:
     return cls(errors)
 
 
+_LIMIT_RULES = frozenset({"greater_than_equal", "greater_than", "less_than", "less_than_equal"})
+
 _MESSAGES = {
+    OUT_OF_RANGE: "out of range",
+    "finite_number": "must be a finite number",
     "union_tag_invalid": "is not a registered event type",
     "union_tag_not_found": "is required to tell the event type",
     "json_invalid": "is not valid JSON",
