@@ -104,7 +104,7 @@ class TypeCodec:
             clock = tick(second)
         value = self.template % (event_id.encode(), user, clock[1], nanos // 1000, body)
         if len(value) > MAX_EVENT_BYTES:
-            raise OVERSIZE
+            raise oversize()
         return event_id, value
 
 
@@ -127,9 +127,14 @@ class Encoder:
         return codec
 
 
-OVERSIZE = InvalidEvent(
-    [FieldError("<event>", "max_size", f"encoded size exceeds {MAX_EVENT_BYTES} B")]
-)
+_OVERSIZE = FieldError("<event>", "max_size", f"encoded size exceeds {MAX_EVENT_BYTES} B")
+
+
+def oversize() -> InvalidEvent:
+    """A new rejection of an oversized record (never a shared instance: see tracker.py)."""
+    return InvalidEvent([_OVERSIZE])
+
+
 CLOCK: tuple[int, bytes] = (-1, b"")
 """The current second and its ``YYYY-MM-DDTHH:MM:SS``, formatted once per second."""
 

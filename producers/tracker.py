@@ -35,9 +35,12 @@ log = logging.getLogger("brainstream.producers")
 librdkafka_log = logging.getLogger("brainstream.producers.librdkafka")
 librdkafka_log.addFilter(RateLimitFilter(10.0))
 
-_NO_USER = InvalidEvent([FieldError("user_id", "missing", "no user_id given and no user context")])
-_AMBIGUOUS = InvalidEvent(
-    [FieldError("properties", "ambiguous", "give properties= or keyword properties, not both")]
+# Rejections are built per call, never shared: re-raising one module-level instance chains
+# every raise's frames onto its traceback (a leak per rejected call; tests/producers/
+# test_rejection_memory.py and the module scan in test_no_module_holds_a_prebuilt_exception).
+_NO_USER = FieldError("user_id", "missing", "no user_id given and no user context")
+_AMBIGUOUS = FieldError(
+    "properties", "ambiguous", "give properties= or keyword properties, not both"
 )
 _current_user = context._current.get
 _USER_CACHE_MAX = 10_000
@@ -110,12 +113,12 @@ class Tracker:
             try:
                 ctx = _current_user() if user_id is None else self._user(user_id)
                 if ctx is None:
-                    raise _NO_USER
+                    raise InvalidEvent([_NO_USER])
                 codec = self._codecs.get(event) or self._codec(event)
                 if codec is None:
                     return self._track_model(event, ctx, properties, None, props)
                 if properties is not None and props:
-                    raise _AMBIGUOUS
+                    raise InvalidEvent([_AMBIGUOUS])
                 payload = properties or props
                 fast = codec.fast
                 if fast is not None and type(payload) is dict:
@@ -137,7 +140,7 @@ class Tracker:
                         body,
                     )
                     if len(value) > MAX_EVENT_BYTES:
-                        raise encoder.OVERSIZE
+                        raise encoder.oversize()
                 else:
                     event_id, value = codec.encode(ctx.key, payload)
             except InvalidEvent as exc:
@@ -214,7 +217,7 @@ class Tracker:
             if not isinstance(event, str):
                 raise InvalidEvent([FieldError("type", "type", "must be an Event or a type name")])
             if ctx is None:
-                raise _NO_USER
+                raise InvalidEvent([_NO_USER])
             return self._track_model(event, ctx, properties, occurred_at, props)
         except InvalidEvent as exc:
             return self._reject(str(name), exc)
