@@ -8,13 +8,20 @@ with tracker.user("u-42"):
 from producers.config import TrackerConfig
 from producers.context import UserContext, current, user
 from producers.counters import TrackerStats
-from producers.errors import DeliveryFailed, EventRejected, EventsDropped, TrackingError
+from producers.errors import (
+    DeliveryFailed,
+    EventRejected,
+    EventsDropped,
+    SpoolUnavailable,
+    TrackingError,
+)
 from producers.tracker import Tracker
 
 __all__ = [
     "DeliveryFailed",
     "EventRejected",
     "EventsDropped",
+    "SpoolUnavailable",
     "Tracker",
     "TrackerConfig",
     "TrackerStats",

@@ -1,11 +1,12 @@
 """The SDK's configuration: a plain model, so a service can build it however it likes.
 
-``brainstream/settings_sdk.py`` reads it from ``BRAINSTREAM_SDK_*`` in the composition root;
-Kafka connection and topic names come from :mod:`schemas.config`.
+:class:`producers.settings.SdkSettings` reads it from ``BRAINSTREAM_SDK_*`` (what
+``Tracker.from_env()`` uses); Kafka connection and topic names come from :mod:`schemas.config`.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,7 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 def default_spool_dir() -> Path:
-    return Path.home() / ".cache" / "brainstream" / "spool"
+    """``$XDG_CACHE_HOME/brainstream/spool``, else ``~/.cache/brainstream/spool``.
+
+    A user without a home (the container's ``nobody``: ``/nonexistent``) must set
+    ``BRAINSTREAM_SDK_SPOOL_DIR``; the image does (``/var/lib/brainstream/spool``)."""
+    cache = os.environ.get("XDG_CACHE_HOME")
+    base = Path(cache) if cache else Path(os.path.expanduser("~")) / ".cache"
+    return base / "brainstream" / "spool"
 
 
 class TrackerConfig(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from schemas import BrainstreamError, FieldError, InvalidEvent
 
 
@@ -38,3 +40,17 @@ class DeliveryFailed(TrackingError):
         self.reason = reason
         self.count = count
         super().__init__(f"{count} event(s) not delivered ({reason}); spooled for re-send")
+
+
+class SpoolUnavailable(TrackingError):
+    """Raised by the ``Tracker`` constructor (at start-up, never by ``track()``) when the spool
+    directory cannot be created or written: a tracker without a spool would lose every event
+    of a broker outage. Names the setting that fixes it."""
+
+    def __init__(self, directory: Path, cause: OSError) -> None:
+        self.directory = directory
+        reason = cause.strerror or type(cause).__name__
+        super().__init__(
+            f"cannot use the spool directory {directory} ({reason}): set "
+            "BRAINSTREAM_SDK_SPOOL_DIR (TrackerConfig.spool_dir) to a writable directory"
+        )

@@ -24,8 +24,9 @@ from producers.context import UserContext, make_context
 from producers.counters import TrackerStats
 from producers.delivery import OnError, Outbox
 from producers.encoder import Encoder, Headers, TypeCodec
-from producers.errors import EventRejected
+from producers.errors import EventRejected, SpoolUnavailable
 from producers.ratelog import RateLimitedLog, RateLimitFilter
+from producers.settings import SdkSettings
 from producers.spool import Spool
 from schemas import MAX_EVENT_BYTES, Event, FieldError, InvalidEvent, topics
 from schemas.config import KafkaSettings, TopicSettings
@@ -77,7 +78,10 @@ class Tracker:
         self._codecs: dict[str, TypeCodec] = {}
         self._users: dict[str, UserContext] = {}
         ratelog = RateLimitedLog(log, self.config.log_interval, clock)
-        spool = Spool(self.config.spool_dir, self.config.spool_max_bytes)
+        try:
+            spool = Spool(self.config.spool_dir, self.config.spool_max_bytes)
+        except OSError as exc:
+            raise SpoolUnavailable(self.config.spool_dir, exc) from None
         self._outbox = Outbox(spool, on_error, ratelog)
         self._ratelog = ratelog
         self._closed = False
@@ -89,9 +93,20 @@ class Tracker:
             metrics.expose(self)
 
     @classmethod
-    def from_env(cls, **options: Any) -> Tracker:
-        """Kafka from ``BRAINSTREAM_KAFKA_*``, the topic from ``BRAINSTREAM_TOPIC_EVENTS``."""
-        return cls(KafkaSettings(), topic=TopicSettings().events, **options)
+    def from_env(cls, *, on_error: OnError | None = None, **options: Any) -> Tracker:
+        """The one entry point for a service configured through its environment (and a
+        ``.env`` file in the working directory): Kafka from ``BRAINSTREAM_KAFKA_*``, the topic
+        from ``BRAINSTREAM_TOPIC_EVENTS``, every :class:`TrackerConfig` field from
+        ``BRAINSTREAM_SDK_*`` (docs/producers.md lists them). ``options`` override the
+        environment. Raises :class:`~producers.errors.SpoolUnavailable` like the constructor.
+        """
+        return cls(
+            KafkaSettings(),
+            topic=TopicSettings().events,
+            config=SdkSettings().tracker_config(),
+            on_error=on_error,
+            **options,
+        )
 
     # --- the hot path --------------------------------------------------------------------
     def track(

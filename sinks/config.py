@@ -43,8 +43,6 @@ class SinkConfig(BaseModel):
     session_timeout_ms: int = Field(default=45_000, ge=6_000)
     metrics_port: int | None = Field(default=None, ge=0, le=65_535)
     """Serve Prometheus ``/metrics`` and ``/health`` on this port (off when ``None``)."""
-    crash_after_commit_batch: int | None = Field(default=None, ge=1)
-    """Test hook: SIGKILL the process right after the database commit of this batch number."""
 
 
 class RetentionConfig(BaseModel):

@@ -13,8 +13,6 @@ import collections
 import contextlib
 import gc
 import logging
-import os
-import signal
 import sys
 import threading
 import time
@@ -280,8 +278,6 @@ class Sink:
             result.erased,
             len(result.rejected),
         )
-        if self.config.crash_after_commit_batch == self._batches:
-            os.kill(os.getpid(), signal.SIGKILL)  # test hook: die between DB and offset commit
         return result
 
     def _fault(self, exc: psycopg.OperationalError) -> None:

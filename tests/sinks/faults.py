@@ -39,10 +39,17 @@ def sink_env(
     return env
 
 
-def start_sink(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_sink(
+    env: dict[str, str], log: Path, crash_after_batch: int | None = None
+) -> subprocess.Popen[bytes]:
+    """``crash_after_batch``: SIGKILL right after that batch's database commit (a test hook,
+    :mod:`tests.sinks.crashing_sink`)."""
+    entry = ["brainstream.cli"]
+    if crash_after_batch is not None:
+        entry = ["tests.sinks.crashing_sink", str(crash_after_batch)]
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "brainstream.cli", "sink"],
+            [sys.executable, "-m", *entry, "sink"],
             env=env,
             cwd=REPO,
             stdout=out,
@@ -51,9 +58,11 @@ def start_sink(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 @contextmanager
-def sink_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def sink_process(
+    env: dict[str, str], log: Path, crash_after_batch: int | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """The sink as a subprocess, killed on the way out whatever happened."""
-    proc = start_sink(env, log)
+    proc = start_sink(env, log, crash_after_batch)
     try:
         yield proc
     finally:

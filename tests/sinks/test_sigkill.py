@@ -51,8 +51,7 @@ def test_sigkilled_sink_stores_every_event_exactly_once(
     for round_ in range(ROUNDS):  # producers keep producing while the sink dies and restarts
         produce(kafka_settings, topics.events, records[round_ * chunk : (round_ + 1) * chunk])
         if round_ % 2 == 0:  # the hook: SIGKILL right after the DB commit of batch N
-            crash = {"BRAINSTREAM_SINK_CRASH_AFTER_COMMIT_BATCH": str(rng.randint(1, 6))}
-            with sink_process({**env, **crash}, log) as proc:
+            with sink_process(env, log, crash_after_batch=rng.randint(1, 6)) as proc:
                 assert proc.wait(120) == -signal.SIGKILL
         else:  # at a random moment
             with sink_process(env, log) as proc:
