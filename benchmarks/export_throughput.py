@@ -75,7 +75,7 @@ def prefill(kafka: KafkaSettings, topics: TopicSettings, events: int) -> None:
     """Fill the topic with ``events`` records unless a previous run already did."""
     if _stored(kafka, topics) == events:
         return
-    delete_topics(kafka, [topics.events, topics.dlq, topics.erasures])
+    delete_topics(kafka, [topics.events, topics.dlq, topics.accepted, topics.erasures])
     time.sleep(1)
     ensure_topics(kafka, topics)
     distinct = _records(20_000)

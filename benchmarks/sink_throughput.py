@@ -317,7 +317,7 @@ def latency(kafka: KafkaSettings, dsn: str, rate: int, seconds: int, log: Path) 
         stop(proc)
         if poller.is_alive():
             poller.join(10)
-        delete_topics(kafka, [topics.events, topics.dlq, topics.erasures])
+        delete_topics(kafka, [topics.events, topics.dlq, topics.accepted, topics.erasures])
         drop_schema(dsn, name)
     lat = sorted(seen[p] - sent[p] for p in seen)
     return {
@@ -420,7 +420,7 @@ def main() -> None:
         limit_schema, limit_conninfo = fresh_schema(dsn)
         limit_after = copy_limit(limit_conninfo, n)
     finally:
-        delete_topics(kafka, [topics.events, topics.dlq, topics.erasures])
+        delete_topics(kafka, [topics.events, topics.dlq, topics.accepted, topics.erasures])
         drop_schema(dsn, limit_schema)
         drop_schema(dsn, sink_schema)
         with contextlib.suppress(psycopg.errors.InvalidSchemaName):

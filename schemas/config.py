@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import topics
@@ -60,6 +60,10 @@ class TopicSettings(BaseSettings):
 
     events: str = topics.EVENTS
     dlq: str = topics.DLQ
+    accepted: str = ""
+    """What the raw sink stored (:mod:`schemas.accepted`), as many partitions as ``events``.
+    Unset: ``<events>.accepted``, i.e. :data:`schemas.topics.ACCEPTED` for the default events
+    topic, so a deployment (or a test) that renames ``events`` gets a matching one."""
     erasures: str = topics.ERASURES
     events_partitions: int = Field(default=12, ge=1, le=10_000)
     replication_factor: int = Field(default=1, ge=1, le=10)
@@ -67,6 +71,12 @@ class TopicSettings(BaseSettings):
     """How long the log keeps events (the seed's 90 days); ``-1``-style infinity is not offered."""
     segment_ms: int = Field(default=6 * 3600 * 1000, ge=60_000, le=86_400_000)
     """Segments roll at least daily, so retention deletes data within a day of its age bound."""
+
+    @model_validator(mode="after")
+    def _accepted_follows_events(self) -> TopicSettings:
+        if not self.accepted:
+            self.accepted = f"{self.events}{topics.ACCEPTED.removeprefix(topics.EVENTS)}"
+        return self
 
     @property
     def events_retention_ms(self) -> int:

@@ -1,8 +1,11 @@
 """The raw-event sink loop: consume a batch, write it in one transaction, then move offsets.
 
-Order per batch: decode -> write rows (one DB transaction, committed) -> produce and flush dead
-letters -> commit offsets. A crash anywhere before the offset commit redelivers the batch, and
-ON CONFLICT DO NOTHING makes the redelivery harmless. Batches overlap: the next one is decoded
+Order per batch: decode -> write rows (one DB transaction, committed) -> forward what the batch
+stored to the accepted stream and wait for the acks (:mod:`sinks.forward`) -> produce and flush
+dead letters -> commit offsets. A crash anywhere before the offset commit redelivers the batch:
+ON CONFLICT DO NOTHING makes the rewrite harmless, and the forwarding rule (a row is forwarded
+by the record whose coordinate it carries) forwards the same content again, which a consumer's
+offset fence skips. Batches overlap: the next one is decoded
 while the writer thread writes the last and is queued behind it, so the writer goes from one
 transaction to the next without waiting for the main thread; at most two batches are pending.
 """
@@ -30,6 +33,7 @@ from sinks.backoff import Backoff
 from sinks.batch import TopicPartitionKey, next_offsets, without_partitions
 from sinks.config import SinkConfig
 from sinks.dlq import DeadLetters, DlqContext
+from sinks.forward import Forwarder, ForwardStopped, accepted_batches, offset_ranges
 from sinks.metrics import SinkMetrics
 from sinks.records import Rejection, Row, split
 from sinks.writer import WriteResult, prepare, write_batch
@@ -104,6 +108,12 @@ class Sink:
         self._clock = clock
         self._consumer = Consumer(consumer_conf(kafka_conf, config))
         self._dlq = DeadLetters(kafka_conf, topics.dlq, DlqContext(config.group_id, config.name))
+        self._forwarder = Forwarder(
+            kafka_conf,
+            topics.accepted,
+            retry_initial_seconds=config.retry_initial_seconds,
+            retry_max_seconds=config.retry_max_seconds,
+        )
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._assigned: set[TopicPartitionKey] = set()
         self._revoked: set[TopicPartitionKey] = set()
@@ -120,6 +130,7 @@ class Sink:
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop``; decoding of the next batch overlaps the write of the last."""
         self._stop = stop
+        self._forwarder.check(self._partitions(self._topics.events))
         self._consumer.subscribe(
             [self._topics.events],
             on_assign=self._on_assign,
@@ -151,6 +162,7 @@ class Sink:
     def close(self) -> None:
         self._consumer.close()
         self._dlq.close()
+        self._forwarder.close()
         if self._conn is not None:
             self._conn.close()
 
@@ -161,6 +173,10 @@ class Sink:
         limit = max(stale_after, 2 * self.config.batch_max_seconds)
         ok = idle < limit and db_up
         return {"ok": ok, "seconds_since_loop": round(idle, 3), "database_up": db_up}
+
+    def _partitions(self, topic: str) -> int:
+        meta = self._consumer.list_topics(topic, timeout=30).topics.get(topic)
+        return len(meta.partitions) if meta is not None and meta.error is None else 0
 
     # -- rebalancing ---------------------------------------------------------------------------
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -233,12 +249,27 @@ class Sink:
         the next batch already (see ``_loop``): handing it over only after these broker round
         trips left the writer idle for about 9 ms of every 20k-record batch (6%)."""
         flight, result = written
+        self._forward(flight, result)
         self._dead_letter(flight.rejected + result.rejected)
         offsets = next_offsets(flight.batch)
         self._commit(offsets)
         self._observe(
             offsets, flight.batch, flight.rows, result, time.perf_counter() - flight.started
         )
+
+    def _forward(self, flight: InFlight, result: WriteResult) -> None:
+        """Produce what the batch stored, one record per source partition, and wait for the
+        broker's acks; the offsets are committed only after this returns."""
+        started = time.perf_counter()
+        batches = accepted_batches(
+            self._topics.events, offset_ranges(flight.batch), result.accepted
+        )
+        try:
+            self._forwarder.send(batches, self._stop)
+        except ForwardStopped as exc:
+            raise SinkStopped(str(exc)) from exc
+        self.metrics.forwarded.inc(len(result.accepted))
+        self.metrics.forward_seconds.observe(time.perf_counter() - started)
 
     def _await(self, future: Future[WriteResult]) -> WriteResult:
         # While the database is away, stop fetching instead of piling records up in memory.
@@ -270,13 +301,14 @@ class Sink:
         self.metrics.db_up.set(1)
         self._batches += 1
         log.info(
-            "batch %d: records=%d inserted=%d duplicates=%d erased=%d dlq=%d",
+            "batch %d: records=%d inserted=%d duplicates=%d erased=%d dlq=%d accepted=%d",
             self._batches,
             len(rows),
             result.inserted,
             result.duplicates,
             result.erased,
             len(result.rejected),
+            len(result.accepted),
         )
         return result
 

@@ -32,6 +32,17 @@ class SinkMetrics:
             "Events whose future occurred_at was clamped to the record time",
             registry=r,
         )
+        self.forwarded = Counter(
+            "brainstream_sink_events_forwarded",
+            "Events forwarded to the accepted stream (stored by their own source offset)",
+            registry=r,
+        )
+        self.forward_seconds = Histogram(
+            "brainstream_sink_forward_seconds",
+            "Time to produce one batch's accepted records and receive the broker's acks",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+            registry=r,
+        )
         self.batches = Counter("brainstream_sink_batches", "Batches committed", registry=r)
         self.db_retries = Counter(
             "brainstream_sink_db_retries", "Batch writes retried after a database fault", registry=r

@@ -12,6 +12,12 @@ A data error (e.g. a NUL that ``jsonb`` refuses) rolls back to a savepoint and t
 bisected until the offending rows are isolated; they are returned as rejections for the DLQ and
 the rest is written in the same transaction. Connection and transaction failures propagate
 (``psycopg.OperationalError``) for the caller to retry the whole batch.
+
+Every path also says which rows the table now holds *by their own source coordinate*
+(``WriteResult.accepted``, the sink's forwarding rule, :mod:`sinks.forward`): on the fast path
+every row COPYed was stored by it; on the staging path a join of the staged rows with the
+table on the primary key and the lineage columns finds them, whether this transaction
+inserted them or an earlier processing of the same offsets did (a crash, a zombie).
 """
 
 from __future__ import annotations
@@ -48,6 +54,9 @@ class WriteResult:
     erased: int = 0
     """Rows dropped because their user is in ``erased_users``."""
     rejected: list[Rejection] = field(default_factory=list)
+    accepted: list[Row] = field(default_factory=list)
+    """The rows whose stored row carries their own (partition, offset): what the batch
+    forwards. Excludes duplicates stored by another record, erased users and rejections."""
 
     @property
     def duplicates(self) -> int:
@@ -59,6 +68,7 @@ class WriteResult:
         self.inserted += other.inserted
         self.erased += other.erased
         self.rejected.extend(other.rejected)
+        self.accepted.extend(other.accepted)
 
 
 def _cols() -> sql.Composable:
@@ -91,6 +101,11 @@ _ANY_ERASED = sql.SQL("SELECT EXISTS (SELECT FROM {erased})").format(
 _ERASED_AMONG = sql.SQL("SELECT user_id FROM {erased} WHERE user_id = ANY(%s)").format(
     erased=sql.Identifier(ERASED_USERS_TABLE)
 )
+_STORED_HERE = sql.SQL(
+    "SELECT s.kafka_partition, s.kafka_offset FROM {stage} s JOIN {events} e"
+    " ON e.event_id = s.event_id AND e.occurred_at = s.occurred_at"
+    " WHERE e.kafka_partition = s.kafka_partition AND e.kafka_offset = s.kafka_offset"
+).format(stage=sql.Identifier(STAGE_TABLE), events=sql.Identifier(EVENTS_TABLE))
 _CLEAR = sql.SQL("DELETE FROM {stage}").format(stage=sql.Identifier(STAGE_TABLE))
 
 
@@ -137,7 +152,9 @@ def _copy_direct(conn: psycopg.Connection[tuple[object, ...]], rows: list[Row]) 
             copy.set_types(list(DIRECT_TYPES))
             for row in kept:
                 copy.write_row(row.copy_values())
-    return WriteResult(staged=len(rows), inserted=len(kept), erased=len(rows) - len(kept))
+    return WriteResult(
+        staged=len(rows), inserted=len(kept), erased=len(rows) - len(kept), accepted=kept
+    )
 
 
 def _erased_among(conn: psycopg.Connection[tuple[object, ...]], rows: list[Row]) -> set[str]:
@@ -158,9 +175,11 @@ def _write(
                 copy.write_row(row.copy_values())
         erased = cur.execute(_DROP_ERASED).rowcount
         inserted = cur.execute(_INSERT).rowcount
+        here = {(int(p), int(o)) for p, o in cur.execute(_STORED_HERE)}  # type: ignore[call-overload]
         if clear:
             cur.execute(_CLEAR)
-    return WriteResult(staged=len(rows), inserted=inserted, erased=erased)
+    accepted = [r for r in rows if (r.kafka_partition, r.kafka_offset) in here]
+    return WriteResult(staged=len(rows), inserted=inserted, erased=erased, accepted=accepted)
 
 
 def _bisect(conn: psycopg.Connection[tuple[object, ...]], rows: list[Row]) -> WriteResult:

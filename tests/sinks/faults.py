@@ -30,6 +30,7 @@ def sink_env(
         BRAINSTREAM_POSTGRES_SCHEMA=schema,
         BRAINSTREAM_TOPIC_EVENTS=topics.events,
         BRAINSTREAM_TOPIC_DLQ=topics.dlq,
+        BRAINSTREAM_TOPIC_ACCEPTED=topics.accepted,
         BRAINSTREAM_TOPIC_ERASURES=topics.erasures,
         BRAINSTREAM_SINK_GROUP_ID=group,
         BRAINSTREAM_SINK_INSTANCE_ID=f"{group}-0",

@@ -45,7 +45,7 @@ def big_topics(services: Services) -> Iterator[TopicSettings]:
     ensure_topics(services.kafka, names)
     produce(services.kafka, names.events, events(EVENTS, users=20_000))
     yield names
-    delete_topics(services.kafka, [names.events, names.dlq, names.erasures])
+    delete_topics(services.kafka, [names.events, names.dlq, names.accepted, names.erasures])
 
 
 def _row_key(row: dict[str, Any]) -> tuple[Any, ...]:
