@@ -2,7 +2,7 @@
 VENV := .venv/bin
 PACKAGES := schemas producers streams sinks brainstream
 
-.PHONY: setup demo test lint typecheck unit up down bench clean
+.PHONY: setup demo test lint typecheck schemas-check unit up down bench clean
 
 setup:
 	@scripts/setup.sh
@@ -10,7 +10,7 @@ setup:
 demo: setup  ## set everything up and run the whole pipeline on synthetic traffic
 	$(VENV)/brainstream demo
 
-test: setup lint typecheck  ## set everything up (real Kafka + Postgres) and run every test
+test: setup lint typecheck schemas-check  ## set everything up (real Kafka + Postgres) and run every test
 	$(VENV)/python -m pytest
 
 lint:
@@ -19,6 +19,9 @@ lint:
 
 typecheck:
 	$(VENV)/mypy
+
+schemas-check:  ## the compatibility gate: published event schemas are still honoured
+	$(VENV)/brainstream schemas check
 
 unit: setup  ## tests that need no broker or database
 	$(VENV)/python -m pytest -m "not integration"

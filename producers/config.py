@@ -52,6 +52,10 @@ class TrackerConfig(BaseModel):
     """Expose ``brainstream_sdk_*_total`` through prometheus-client when it is installed."""
     librdkafka: dict[str, Any] = Field(default_factory=dict)
     """Extra producer properties, applied last."""
+    schema_versions: dict[str, int] = Field(default_factory=dict)
+    """Type name -> the ``schema_version`` this service produces, for a service that must keep
+    producing an older version (``{"page_view": 1}``); a type not named here is produced at its
+    latest registered version. An event model passed to ``track`` is stamped with its own."""
 
     def producer_conf(self, connection: dict[str, Any]) -> dict[str, Any]:
         conf: dict[str, Any] = {

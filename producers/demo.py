@@ -71,8 +71,9 @@ MAKERS: dict[str, tuple[int, Maker]] = {
             "endpoint": r.choice(("/repos/{owner}/{repo}", "/repos/{owner}/{repo}/pulls")),
             "method": r.choice(("GET", "GET", "POST")),
             "status": r.choice((200, 200, 200, 304, 404, 403)),
+            "resource": "core",
             "rate_limit_remaining": r.randint(0, 5000),
-            "duration_ms": r.randint(20, 2_000),
+            "latency_ms": r.randint(20, 2_000),
         },
     ),
 }

@@ -111,9 +111,13 @@ class TypeCodec:
 class Encoder:
     """Type name -> :class:`TypeCodec`, built on first use; ``None`` for exotic envelopes."""
 
-    def __init__(self, registry: EventRegistry, source: str) -> None:
+    def __init__(
+        self, registry: EventRegistry, source: str, pins: Mapping[str, int] | None = None
+    ) -> None:
         self._registry = registry
         self._source = source
+        self._pins = dict(pins or {})
+        """Type name -> the schema_version this service produces (default: the latest)."""
         self._codecs: dict[str, TypeCodec | None] = {}
 
     def codec(self, type_name: str) -> TypeCodec | None:
@@ -121,7 +125,8 @@ class Encoder:
             return self._codecs[type_name]
         except KeyError:
             pass
-        cls = self._registry.get(type_name)  # raises UnknownEventType
+        # raises UnknownEventType / UnknownSchemaVersion
+        cls = self._registry.get(type_name, self._pins.get(type_name))
         codec = TypeCodec(cls, self._source) if set(cls.model_fields) == _ENVELOPE else None
         self._codecs[type_name] = codec
         return codec

@@ -74,7 +74,7 @@ class Tracker:
         self._kafka = kafka or KafkaSettings()
         self._registry = registry
         self._clock = clock
-        self._encoder = Encoder(registry, self.source)
+        self._encoder = Encoder(registry, self.source, self.config.schema_versions)
         self._codecs: dict[str, TypeCodec] = {}
         self._users: dict[str, UserContext] = {}
         ratelog = RateLimitedLog(log, self.config.log_interval, clock)
@@ -254,7 +254,8 @@ class Tracker:
         if occurred_at is not None:
             data["occurred_at"] = occurred_at
         try:
-            event = self._registry.build(type_name, data)
+            pin = self.config.schema_versions.get(type_name)
+            event = self._registry.build(type_name, data, pin)
             key, value, headers = schemas.to_record(event)
         except InvalidEvent as exc:
             return self._reject(type_name, exc)

@@ -3,7 +3,13 @@
 from schemas import topics
 from schemas.codec import decode, encode, headers, to_record
 from schemas.envelope import MAX_EVENT_BYTES, Event, Properties
-from schemas.errors import BrainstreamError, FieldError, InvalidEvent, UnknownEventType
+from schemas.errors import (
+    BrainstreamError,
+    FieldError,
+    InvalidEvent,
+    UnknownEventType,
+    UnknownSchemaVersion,
+)
 from schemas.events import (
     CORE_EVENT_TYPES,
     FileUpload,
@@ -17,7 +23,7 @@ from schemas.events import (
     TaskUpdated,
 )
 from schemas.ids import new_event_id
-from schemas.registry import REGISTRY, EventRegistry, register
+from schemas.registry import REGISTRY, EventRegistry, register, upcaster
 
 __all__ = [
     "CORE_EVENT_TYPES",
@@ -39,6 +45,7 @@ __all__ = [
     "TaskDeleted",
     "TaskUpdated",
     "UnknownEventType",
+    "UnknownSchemaVersion",
     "decode",
     "encode",
     "headers",
@@ -46,4 +53,5 @@ __all__ = [
     "register",
     "to_record",
     "topics",
+    "upcaster",
 ]

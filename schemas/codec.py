@@ -5,7 +5,7 @@ from __future__ import annotations
 from schemas import topics
 from schemas.envelope import MAX_EVENT_BYTES, Event
 from schemas.errors import FieldError, InvalidEvent
-from schemas.registry import REGISTRY, EventRegistry
+from schemas.registry import REGISTRY, EventRegistry, schema_version_of
 
 Headers = list[tuple[str, bytes]]
 
@@ -13,8 +13,21 @@ Headers = list[tuple[str, bytes]]
 def encode(event: Event) -> bytes:
     """Compact JSON of the envelope (``None`` properties omitted).
 
-    Raises :class:`InvalidEvent` above ``MAX_EVENT_BYTES``.
+    Raises :class:`InvalidEvent` above ``MAX_EVENT_BYTES``, and (rule
+    ``schema_version_mismatch``) for an event whose ``schema_version`` is not its class's
+    version: its properties have that class's shape, so the record would lie about it.
     """
+    if event.schema_version != schema_version_of(type(event)):
+        raise InvalidEvent(
+            [
+                FieldError(
+                    "schema_version",
+                    "schema_version_mismatch",
+                    f"is not the version of {type(event).__name__} "
+                    f"({schema_version_of(type(event))})",
+                )
+            ]
+        )
     value = event.__pydantic_serializer__.to_json(event, exclude_none=True)
     if len(value) > MAX_EVENT_BYTES:
         raise _too_large(len(value))
@@ -35,6 +48,30 @@ def decode(value: bytes | None, registry: EventRegistry = REGISTRY) -> Event:
         raise InvalidEvent([FieldError(f, "missing", "Field required") for f in sorted(made_up)])
     return event
 
+
+def header_mismatch(
+    headers: list[tuple[str, bytes | str | None]] | dict[str, bytes | str | None] | None,
+    version: int,
+) -> FieldError | None:
+    """The error when the record's ``bs.schema_version`` header names another version than
+    its value's ``schema_version`` (``None`` when they agree or the header is absent: records
+    from producers other than the SDK need not carry it)."""
+    if not headers:
+        return None
+    for name, value in headers.items() if isinstance(headers, dict) else headers:
+        if name == topics.H_SCHEMA_VERSION:
+            expected = _VERSION_BYTES.get(version) or str(version).encode()
+            if value != expected and value != expected.decode():
+                return MISMATCH
+    return None
+
+
+_VERSION_BYTES = {v: str(v).encode() for v in range(1, 33)}
+MISMATCH = FieldError(
+    "schema_version",
+    "schema_version_mismatch",
+    f"differs from the record's {topics.H_SCHEMA_VERSION} header",
+)
 
 RECORDED = frozenset({"event_id", "occurred_at"})
 """Fields the model fills in when they are absent, which a record must carry itself."""

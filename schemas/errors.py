@@ -39,3 +39,9 @@ class InvalidEvent(BrainstreamError):
 
 class UnknownEventType(InvalidEvent):
     """The ``type`` discriminator names no registered event type."""
+
+
+class UnknownSchemaVersion(InvalidEvent):
+    """The record's ``schema_version`` is not a registered version of its (known) type: rule
+    ``unknown_schema_version``. Upgrade the consumer (install the package that declares the
+    version) and replay the dead letters."""

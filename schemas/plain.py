@@ -94,14 +94,19 @@ def event_schema(cls: type[Event]) -> CoreSchema | None:
     return core_schema.typed_dict_schema(fields, extra_behavior="forbid", config=_config(cls))
 
 
-def union_validator(classes: Mapping[str, type[Event]]) -> SchemaValidator:
-    """Validates JSON into the typed dict of the class its ``type`` names; a type without a
-    plain schema is refused (``union_tag_invalid``) and so takes the model's path."""
+def union_validator(classes: Mapping[str, Mapping[int, type[Event]]]) -> SchemaValidator:
+    """Validates JSON into the typed dict of the class its ``type`` and ``schema_version``
+    name; a class without a plain schema, or a record without a version, is refused
+    (``union_tag_invalid`` / ``union_tag_not_found``) and so takes the model's path."""
     choices: dict[Any, CoreSchema] = {}
-    for name, cls in classes.items():
-        schema = event_schema(cls)
-        if schema is not None:
-            choices[name] = schema
+    for name, versions in classes.items():
+        inner: dict[Any, CoreSchema] = {}
+        for version, cls in versions.items():
+            schema = event_schema(cls)
+            if schema is not None:
+                inner[version] = schema
+        if inner:
+            choices[name] = core_schema.tagged_union_schema(inner, discriminator="schema_version")
     return SchemaValidator(core_schema.tagged_union_schema(choices, discriminator="type"))
 
 

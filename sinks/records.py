@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 import schemas
 from schemas import MAX_EVENT_BYTES, Event, FieldError, InvalidEvent
+from schemas.codec import header_mismatch
 from sinks.config import SinkConfig
 
 ORIGINAL_OCCURRED_AT = "_original_occurred_at"
@@ -74,11 +75,15 @@ class Rejection:
 
 
 def to_row(record: Message, config: SinkConfig) -> Row | Rejection:
-    """Decode and validate ``record``; apply the future-skew policy."""
+    """Decode and validate ``record`` (its ``bs.schema_version`` header, when present, must
+    agree with its value); apply the future-skew policy."""
     try:
         event = schemas.decode(record.value())
     except InvalidEvent as exc:
         return _rejection(record, exc)
+    mismatch = header_mismatch(record.headers(), event.schema_version)
+    if mismatch is not None:
+        return Rejection(record, "validate", "InvalidEvent", (mismatch,))
     return _row(record, event, config)
 
 
@@ -99,6 +104,8 @@ def split(records: list[Message], config: SinkConfig) -> tuple[list[Row], list[R
             if not value or len(value) > MAX_EVENT_BYTES:
                 raise _ModelPath
             event = plain(value)
+            if header_mismatch(record.headers(), event["schema_version"]) is not None:
+                raise _ModelPath
             if safe is not None and event["occurred_at"] > safe:
                 ts = record.timestamp()[1]  # the exact rule, as in _too_far_ahead
                 if ts > 0 and event["occurred_at"].timestamp() * 1000 > ts + skew_ms:

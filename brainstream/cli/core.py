@@ -100,9 +100,36 @@ def topics_create() -> None:
 
 
 @schemas_app.command("export")
-def schemas_export(directory: Path | None = typer.Argument(None)) -> None:
-    """Write the JSON Schema of every registered event type (default: schemas/json/)."""
+def schemas_export(
+    directory: Path | None = typer.Argument(None),
+    force: bool = typer.Option(
+        False, "--force", help="Overwrite published versions even when incompatible."
+    ),
+) -> None:
+    """Write the JSON Schema of every registered type and version (default: schemas/json/)."""
+    from schemas.compat import IncompatibleSchema
     from schemas.jsonschema import JSON_DIR, export
 
-    for path in export(directory or JSON_DIR):
+    try:
+        written = export(directory or JSON_DIR, force=force)
+    except IncompatibleSchema as exc:
+        for problem in exc.problems:
+            console.print(f"[red]incompatible[/red] {problem}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+    for path in written:
         console.print(str(path))
+
+
+@schemas_app.command("check")
+def schemas_check(directory: Path | None = typer.Argument(None)) -> None:
+    """Fail when a registered version changed incompatibly from its published JSON Schema
+    (default: schemas/json/), or a step between versions has no upcaster."""
+    from schemas.compat import check
+    from schemas.jsonschema import JSON_DIR
+
+    problems = check(directory or JSON_DIR)
+    for problem in problems:
+        console.print(f"incompatible: {problem}", markup=False, highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    console.print("schemas: every published version is still accepted", highlight=False)

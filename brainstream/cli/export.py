@@ -107,6 +107,9 @@ def export_run(
     overwrite: bool = typer.Option(False, help="Replace an existing dataset of that name."),
     output_dir: Path | None = typer.Option(None, help="Default BRAINSTREAM_EXPORT_OUTPUT_DIR."),
     no_progress: bool = _NO_PROGRESS,
+    as_written: bool = typer.Option(
+        False, "--as-written", help="Each event as written, not upcast to its latest version."
+    ),
 ) -> None:
     """Export a range of the event log to a dataset directory with a manifest."""
     from pydantic import ValidationError
@@ -125,7 +128,7 @@ def export_run(
                 user_ids=frozenset(user_id) or None,
                 sources=frozenset(source) or None,
             ),
-            pseudonymise, overwrite,
+            pseudonymise, overwrite, as_written,
         )  # fmt: skip
     except ValidationError as exc:
         raise typer.BadParameter(_first_error(exc)) from None
@@ -139,7 +142,8 @@ def export_run(
     console.print(
         f"{config.output_dir / manifest.name}: {manifest.exported} events exported of "
         f"{manifest.records_read} read (erased {excluded.erased}, filtered {excluded.filtered}, "
-        f"undecodable {excluded.undecodable}); content hash {manifest.content_hash}"
+        f"undecodable {excluded.undecodable}, not upcast {excluded.not_upcast}); "
+        f"content hash {manifest.content_hash}"
     )
 
 
@@ -151,6 +155,7 @@ def _request(
     filters: Filters,
     pseudonymise: bool,
     overwrite: bool,
+    as_written: bool = False,
 ) -> ExportRequest:
     from sinks.export import ExportRequest
 
@@ -163,6 +168,7 @@ def _request(
             "filters": filters,
             "pseudonymise": pseudonymise,
             "overwrite": overwrite,
+            "as_written": as_written,
         }
     )
 

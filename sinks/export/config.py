@@ -94,6 +94,9 @@ class ExportRequest(BaseModel):
     filters: Filters = Field(default_factory=Filters)
     pseudonymise: bool = False
     overwrite: bool = False
+    as_written: bool = False
+    """Export each event's properties as they were written, under their own schema_version,
+    instead of upcast to their type's latest version (docs/evolution.md)."""
 
     @model_validator(mode="after")
     def _check(self) -> ExportRequest:

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
@@ -45,6 +45,17 @@ class Excluded(BaseModel):
     erased: int
     undecodable: int
     filtered: int
+    not_upcast: int = 0
+    """Decoded, but an upcaster failed on them (their rule is logged; fix it and re-export)."""
+
+
+class TypeShape(BaseModel):
+    """The one shape of ``properties`` for every exported row of a type."""
+
+    schema_version: int
+    """The version every row of the type is in (``schema_version`` column)."""
+    properties_schema: dict[str, object]
+    """JSON Schema of ``properties`` at that version."""
 
 
 class FileManifest(BaseModel):
@@ -71,7 +82,12 @@ class Manifest(BaseModel):
     excluded: Excluded
     counts_by_type: dict[str, int]
     schema_versions: dict[str, dict[str, int]]
-    """type -> {schema_version: rows}."""
+    """type -> {schema_version as read from the topic: rows}."""
+    shape: Literal["latest", "as_written"] = "as_written"
+    """``latest``: every row upcast to its type's latest version (the default of an export);
+    ``as_written``: each row under the version it was written with."""
+    types: dict[str, TypeShape] = Field(default_factory=dict)
+    """With ``shape`` ``latest``: type -> the version and properties schema of all its rows."""
     pseudonymised: bool
     pseudonym_key_fingerprint: str | None = None
     options: dict[str, str | int]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import TypeAdapter
+
+from schemas import REGISTRY
 from sinks.export.config import ExportConfig, ExportRequest, Filters
 from sinks.export.manifest import (
     Excluded,
@@ -12,6 +15,7 @@ from sinks.export.manifest import (
     Manifest,
     PartitionManifest,
     RangeManifest,
+    TypeShape,
 )
 from sinks.export.privacy import Pseudonymiser
 from sinks.export.ranges import PartitionRange
@@ -56,15 +60,32 @@ def build_manifest(
             erased=tally.outcomes[Outcome.ERASED],
             undecodable=tally.outcomes[Outcome.UNDECODABLE],
             filtered=tally.outcomes[Outcome.FILTERED],
+            not_upcast=tally.outcomes[Outcome.NOT_UPCAST],
         ),
         counts_by_type=tally.counts_by_type(),
         schema_versions=tally.schema_versions(),
+        shape="as_written" if request.as_written else "latest",
+        types={} if request.as_written else _shapes(tally.counts_by_type()),
         pseudonymised=pseudonymiser is not None,
         pseudonym_key_fingerprint=pseudonymiser.fingerprint if pseudonymiser else None,
         options=_options(request, config),
         files=files,
         content_hash=digest,
     )
+
+
+def _shapes(types: dict[str, int]) -> dict[str, TypeShape]:
+    """The latest version and its properties' JSON Schema, per exported type."""
+    shapes = {}
+    for name in types:
+        cls = REGISTRY.get(name)
+        props = cls.model_fields["properties"].annotation
+        assert props is not None
+        shapes[name] = TypeShape(
+            schema_version=REGISTRY.latest(name),
+            properties_schema=TypeAdapter(props).json_schema(mode="validation"),
+        )
+    return shapes
 
 
 def _filters(filters: Filters, pseudonymiser: Pseudonymiser | None) -> FiltersManifest:

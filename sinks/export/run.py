@@ -121,7 +121,9 @@ def _spec(
     request: ExportRequest, erased: Set[str], pseudonymiser: Pseudonymiser | None
 ) -> ShapeSpec:
     key = pseudonymiser.key if pseudonymiser is not None else None
-    return ShapeSpec(request.formats, request.filters, frozenset(erased), key)
+    return ShapeSpec(
+        request.formats, request.filters, frozenset(erased), key, upcast=not request.as_written
+    )
 
 
 def _workers(config: ExportConfig, total: int) -> int:

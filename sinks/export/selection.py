@@ -14,6 +14,8 @@ class Outcome(StrEnum):
     ERASED = "erased"
     FILTERED = "filtered"
     UNDECODABLE = "undecodable"
+    NOT_UPCAST = "not_upcast"
+    """Decoded, but the upcaster chain to the latest version failed (a bug in an upcaster)."""
 
 
 class Selection:

@@ -6,6 +6,7 @@ This is the per-record work of an export, so it is what runs in the worker proce
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -13,12 +14,14 @@ import orjson
 import pyarrow as pa
 from pydantic import SecretStr
 
-from schemas import InvalidEvent, decode
+from schemas import REGISTRY, Event, InvalidEvent, decode
 from sinks.export.config import Filters, Format
 from sinks.export.parquet import to_record_batch
 from sinks.export.privacy import Pseudonymiser
 from sinks.export.rows import COLUMNS, Columns, iso_utc
 from sinks.export.selection import Outcome, Selection
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,8 @@ class ShapeSpec:
     filters: Filters
     erased: frozenset[str]
     pseudonym_key: SecretStr | None = None
+    upcast: bool = True
+    """Properties in their type's latest version (``False``: as written)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +48,7 @@ class Counts:
     read: int = 0
     outcomes: Counter[Outcome] = field(default_factory=Counter)
     versions: Counter[tuple[str, int]] = field(default_factory=Counter)
-    """Exported rows per (type, schema_version)."""
+    """Exported rows per (type, schema_version as read)."""
 
 
 @dataclass(slots=True)
@@ -73,24 +78,40 @@ class Shaper:
                 counts.outcomes[Outcome.UNDECODABLE] += 1
                 continue
             outcome = self._selection.outcome(event)
+            if outcome is Outcome.EXPORTED:
+                try:
+                    properties, version = self._properties(event)
+                except InvalidEvent as exc:
+                    log.warning("%s v%d not upcast: %s", event.type, event.schema_version, exc)
+                    outcome = Outcome.NOT_UPCAST
             counts.outcomes[outcome] += 1
             if outcome is not Outcome.EXPORTED:
                 continue
             counts.versions[(event.type, event.schema_version)] += 1
-            props = event.properties
             user = self._pseudonym(event.user_id) if self._pseudonym else event.user_id
             columns["event_id"].append(str(event.event_id))
             columns["type"].append(event.type)
             columns["user_id"].append(user)
             columns["occurred_at"].append(event.occurred_at)
             columns["source"].append(event.source)
-            columns["schema_version"].append(event.schema_version)
-            columns["properties"].append(
-                props.__pydantic_serializer__.to_json(props, exclude_none=True).decode()
-            )
+            columns["schema_version"].append(version)
+            columns["properties"].append(properties)
             columns["kafka_partition"].append(task.partition)
             columns["kafka_offset"].append(offset)
         return self._shaped(task, counts, columns)
+
+    def _properties(self, event: Event) -> tuple[str, int]:
+        """``(properties JSON, its schema_version)``: upcast to the latest version unless the
+        spec says as written; raises :class:`InvalidEvent` when an upcaster fails."""
+        props = event.properties
+        if self._spec.upcast:
+            latest = REGISTRY.latest(event.type)
+            if event.schema_version != latest:
+                written = props.model_dump(mode="json", exclude_none=True)
+                upcast = REGISTRY.upcast(event.type, event.schema_version, written)
+                return orjson.dumps(upcast).decode(), latest
+        text = props.__pydantic_serializer__.to_json(props, exclude_none=True).decode()
+        return text, event.schema_version
 
     def _shaped(self, task: Task, counts: Counts, columns: Columns) -> Shaped:
         rows = len(columns["event_id"])

@@ -149,3 +149,23 @@ def test_models_the_fast_path_cannot_mirror_take_the_models_path() -> None:
     assert b'"properties":{"at":"2026-01-02T03:04:05Z"}' in stamped.encode(b"u", {"at": at})[1]
     with pytest.raises(InvalidEvent):
         checked.encode(b"u", {"low": 2, "high": 1})
+
+
+def test_the_sdk_stamps_the_version_of_the_model_it_uses() -> None:
+    """A type name alone produces the latest version; a service pinned to an older version
+    keeps producing it, stamped in the value and the header."""
+    from tests.fixtures.samples import OLDER_PROPERTIES
+
+    latest = Encoder(schemas.REGISTRY, "web").codec("github_api_call")
+    assert latest is not None
+    _id, value = latest.encode(b"u-1", SAMPLE_PROPERTIES["github_api_call"])
+    assert schemas.decode(value).schema_version == schemas.REGISTRY.latest("github_api_call")
+    pinned = Encoder(schemas.REGISTRY, "web", {"github_api_call": 1}).codec("github_api_call")
+    assert pinned is not None
+    _id, value = pinned.encode(b"u-1", OLDER_PROPERTIES[("github_api_call", 1)][1])
+    event = schemas.decode(value)
+    assert event.schema_version == 1 and dict(pinned.headers)["bs.schema_version"] == b"1"
+    with pytest.raises(InvalidEvent):  # the latest shape is not v1's
+        pinned.encode(b"u-1", SAMPLE_PROPERTIES["github_api_call"])
+    with pytest.raises(schemas.UnknownSchemaVersion):
+        Encoder(schemas.REGISTRY, "web", {"github_api_call": 9}).codec("github_api_call")

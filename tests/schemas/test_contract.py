@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 import schemas
-from schemas.contrib.github import GithubApiCall
+from schemas.contrib.github import GithubApiCall, GithubApiCallV1
 from schemas.envelope import MAX_EVENT_BYTES
 from schemas.events import CORE_EVENT_TYPES
 from tests.fixtures.samples import sample_event, sample_events
@@ -94,11 +94,21 @@ def test_a_service_registers_its_own_type_without_touching_the_sink() -> None:
         source="gh-sync",
         properties={
             "endpoint": "/repos/{owner}/{repo}/pulls",
+            "method": "GET",
+            "resource": "core",
             "status": 200,
             "rate_limit_remaining": 4999,
         },
     )
+    assert event.schema_version == 3
     assert schemas.decode(schemas.encode(event)) == event
+    old = GithubApiCallV1(
+        user_id="u-1",
+        source="gh-sync",
+        properties={"endpoint": "/repos/{o}/{r}", "status": 200, "rate_limit_remaining": 1},
+    )
+    assert old.schema_version == 1
+    assert schemas.decode(schemas.encode(old)) == old
 
 
 def test_registering_a_second_class_under_a_taken_name_fails() -> None:

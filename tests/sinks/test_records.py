@@ -12,7 +12,7 @@ from schemas import MAX_EVENT_BYTES, encode
 from sinks.config import SinkConfig
 from sinks.records import ORIGINAL_OCCURRED_AT, Rejection, Row, split, to_row
 from tests.fixtures.samples import sample_event
-from tests.sinks.conftest import as_incoming, raw_incoming
+from tests.sinks.conftest import as_incoming, message, raw_incoming
 
 CONFIG = SinkConfig()
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -151,3 +151,47 @@ def test_a_skew_beyond_the_calendar_clamps_nothing() -> None:
     )
     rows, rejected = split([record], config)
     assert not rejected and [r.clamped for r in rows] == [False]
+
+
+def test_an_unknown_schema_version_is_a_named_rejection_and_its_neighbours_are_rows() -> None:
+    good = _valid_dict()
+    values = [
+        orjson.dumps(good),
+        orjson.dumps(
+            {**good, "event_id": "0190d5f2-0000-7000-8000-0000000000aa", "schema_version": 99}
+        ),
+        encode(sample_event("page_view")),
+    ]
+    rows, rejected = split([raw_incoming(v, offset=i) for i, v in enumerate(values)], CONFIG)
+    assert [r.kafka_offset for r in rows] == [0, 2]
+    assert [(r.origin.offset(), r.error_class) for r in rejected] == [(1, "UnknownSchemaVersion")]
+    assert [(e.field, e.rule) for e in rejected[0].errors] == [
+        ("schema_version", "unknown_schema_version")
+    ]
+
+
+def test_a_version_header_that_disagrees_with_the_value_is_rejected() -> None:
+    event = sample_event("page_view")
+    honest = as_incoming(event)
+    lying = message(
+        encode(event),
+        key=b"k",
+        headers=[("bs.type", b"page_view"), ("bs.schema_version", b"2")],
+        offset=7,
+    )
+    rows, rejected = split([honest, lying], CONFIG)
+    assert [r.origin for r in rows] == [honest]
+    assert [(e.field, e.rule) for e in rejected[0].errors] == [
+        ("schema_version", "schema_version_mismatch")
+    ]
+    assert isinstance(to_row(lying, CONFIG), Rejection)
+
+
+def test_each_version_is_stored_as_written() -> None:
+    from tests.fixtures.samples import samples_of
+
+    incoming = [as_incoming(e) for v in (1, 2, 3) for e in samples_of("github_api_call", v)]
+    rows, rejected = split(incoming, CONFIG)
+    assert not rejected
+    assert [r.schema_version for r in rows] == [1, 1, 2, 3]
+    assert "duration_ms" in json.loads(rows[1].properties)  # v1's field, not upcast

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
+import schemas
 from schemas import encode
 from sinks.export import DatasetExists, ExportRequest, Filters, InvalidRange, LogRange
 from sinks.export.dataset import DatasetDir
@@ -188,7 +189,10 @@ def test_tally_adds_batches_up() -> None:
         tally.add(shaped.partition, shaped.counts)
     assert tally.total_read == tally.exported == 35
     assert sum(tally.counts_by_type().values()) == 35
-    assert all(set(v) == {"1"} for v in tally.schema_versions().values())
+    versions = tally.schema_versions()
+    assert versions and all(
+        set(v) == {str(schemas.REGISTRY.latest(name))} for name, v in versions.items()
+    )
 
 
 def test_content_hash_covers_file_digests_not_order() -> None:
@@ -217,3 +221,39 @@ def test_dataset_appears_complete_or_not_at_all(tmp_path: Path) -> None:
     left.open()
     left.discard()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_the_export_upcasts_to_the_latest_version_unless_asked_as_written() -> None:
+    from tests.fixtures.samples import samples_of
+
+    events = [e for v in (1, 2, 3) for e in samples_of("github_api_call", v)]
+    task = Task(0, list(range(len(events))), [encode(e) for e in events])
+    latest = Shaper(ShapeSpec(("jsonl",), Filters(), frozenset())).shape(task)
+    rows = [json.loads(line) for line in (latest.jsonl or b"").splitlines()]
+    assert [r["schema_version"] for r in rows] == [3, 3, 3, 3]
+    assert [r["properties"]["resource"] for r in rows] == ["core", "search", "graphql", "core"]
+    assert rows[1]["properties"]["latency_ms"] == 812 and rows[0]["properties"]["method"] == "GET"
+    assert "duration_ms" not in rows[1]["properties"]
+    assert latest.counts.versions == {
+        ("github_api_call", 1): 2,
+        ("github_api_call", 2): 1,
+        ("github_api_call", 3): 1,
+    }
+    spec = ShapeSpec(("jsonl",), Filters(), frozenset(), upcast=False)
+    written = Shaper(spec).shape(task)
+    rows = [json.loads(line) for line in (written.jsonl or b"").splitlines()]
+    assert [r["schema_version"] for r in rows] == [1, 1, 2, 3]
+    assert rows[1]["properties"]["duration_ms"] == 812
+    assert written.counts.versions == latest.counts.versions
+
+
+def test_an_upcaster_that_fails_is_counted_not_exported() -> None:
+    from tests.fixtures.samples import samples_of
+
+    events = samples_of("github_api_call", 2) + samples_of("github_api_call", 3)
+    task = Task(0, [0, 1], [encode(e) for e in events])
+    with schemas.REGISTRY.overlay() as reg:
+        reg._upcasters[("github_api_call", 2)] = lambda p: {**p, "resource": "nope"}
+        shaped = Shaper(ShapeSpec(("jsonl",), Filters(), frozenset())).shape(task)
+    assert shaped.rows == 1
+    assert shaped.counts.outcomes == {Outcome.NOT_UPCAST: 1, Outcome.EXPORTED: 1}
