@@ -32,6 +32,7 @@ NOT_DEFAULT: dict[str, Any] = {
     "log_interval": 3.0,
     "prometheus": False,
     "librdkafka": {"socket.keepalive.enable": True},
+    "schema_versions": {"page_view": 1},
 }
 
 
