@@ -124,13 +124,15 @@ def test_a_mixed_version_topic_replays_from_zero_and_exports_in_the_latest_shape
         with running_sink(config, kafka_settings, topics, pg_schema.conninfo) as sink:
             wait_for(lambda: count_rows(pg_schema.conninfo) == total, what="all rows")
             wait_for(
-                lambda: sum(
-                    s.value
-                    for m in sink.metrics.dlq.collect()
-                    for s in m.samples
-                    if s.name.endswith("_total")
-                )
-                >= 1,
+                lambda: (
+                    sum(
+                        s.value
+                        for m in sink.metrics.dlq.collect()
+                        for s in m.samples
+                        if s.name.endswith("_total")
+                    )
+                    >= 1
+                ),
                 what="the dead letter",
             )
         rows = _rows(pg_schema.conninfo)
