@@ -5,14 +5,16 @@ no Kafka, no decoding), measured before and after the sink; the faster of the tw
 limit. Also bytes per event on disk (table + indexes over every partition) and the end-to-end
 latency track() -> row visible at 5k events/s.
 
-    python benchmarks/sink_throughput.py [--quick]
+    python benchmarks/sink_throughput.py [--quick] [--upcast]
 
 Full: 1M events of the demo mix over 10k users (quick: 100k). The sink runs as a subprocess
 with its default settings (batch 20000 / 0.25 s); its rate is taken from its own batch log lines,
 first batch to last, so process start-up and group join are excluded (reported apart).
 Latency: the SDK's ``Tracker`` produces 5k events/s; one event in 100 is a probe with a user id
 of its own, and a poller (every 10 ms, index lookup by user_id) notes when each probe's row is
-visible. Services: BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS + BRAINSTREAM_POSTGRES_DSN, else
+visible. ``--upcast`` measures instead the export's replay of records half of which are an
+older version, upcast on read, against the same replay with every record at the latest version
+(target 0.9x; :func:`upcast_replay`). Services: BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS + BRAINSTREAM_POSTGRES_DSN, else
 ``brainstream.dev.up()``.
 """
 
@@ -390,11 +392,100 @@ def topic_settings() -> TopicSettings:
     )
 
 
+# -- replay with upcasting (--upcast) ------------------------------------------------------------
+UPCAST_TARGET = 0.9
+
+
+def upcast_replay(n: int, rounds: int = 5) -> dict[str, Any]:
+    """Events/s of the export's per-record work (decode, upcast, shape into Arrow and JSONL:
+    ``sinks.export.shaping.Shaper``, in one process, no Kafka) over ``n`` github_api_call
+    records of which half are v1 (upcast to v3 through v2), against the same records all
+    written at v3. Alternating rounds, best of each; the ratio is mixed / all-latest."""
+    from schemas import REGISTRY, encode
+    from sinks.export.config import Filters
+    from sinks.export.shaping import Shaper, ShapeSpec, Task
+
+    rng = random.Random(11)
+    latest = REGISTRY.latest("github_api_call")
+
+    def record(i: int, version: int) -> bytes:
+        props: dict[str, Any] = {
+            "endpoint": "/repos/{owner}/{repo}" if i % 4 else "/search/issues",
+            "status": 200,
+            "rate_limit_remaining": rng.randrange(5000),
+        }
+        if version == 1:
+            props["duration_ms"] = rng.randrange(2000)
+        else:
+            props |= {"method": "GET", "resource": "core" if i % 4 else "search"}
+            props["latency_ms"] = rng.randrange(2000)
+        data = {"user_id": f"user-{i % USERS}", "source": "bench", "properties": props}
+        return encode(REGISTRY.build("github_api_call", data, version))
+
+    all_latest = [record(i, latest) for i in range(n)]
+    mixed = [record(i, 1 if i % 2 else latest) for i in range(n)]
+    shaper = Shaper(ShapeSpec(("parquet", "jsonl"), Filters(), frozenset()))
+    chunk = 5_000
+
+    def rate(values: list[bytes]) -> float:
+        started = time.perf_counter()
+        for at in range(0, len(values), chunk):
+            part = values[at : at + chunk]
+            shaped = shaper.shape(Task(0, list(range(at, at + len(part))), part))
+            assert shaped.rows == len(part)
+        return len(values) / (time.perf_counter() - started)
+
+    rate(all_latest[:chunk])  # warm-up: validators built, caches filled
+    rate(mixed[:chunk])
+    latest_rates, mixed_rates = [], []
+    for _ in range(rounds):
+        latest_rates.append(rate(all_latest))
+        mixed_rates.append(rate(mixed))
+    best_latest, best_mixed = max(latest_rates), max(mixed_rates)
+    return {
+        "upcast_events": n,
+        "upcast_all_latest_events_per_s": round(best_latest, 1),
+        "upcast_half_v1_events_per_s": round(best_mixed, 1),
+        "upcast_rounds": rounds,
+        "upcast_ratio": round(best_mixed / best_latest, 4),
+    }
+
+
+def main_upcast(quick: bool) -> None:
+    figures = upcast_replay(50_000 if quick else 200_000)
+    ratio = figures["upcast_ratio"]
+    write_result(
+        {
+            "name": "sink_throughput_upcast",
+            "ratio": ratio,
+            "target": UPCAST_TARGET,
+            "meets": ratio >= UPCAST_TARGET,
+            "figures": figures,
+            "quick": quick,
+        }
+    )
+    print(
+        f"sink_throughput --upcast: replay with half the events v1 (upcast to v3) "
+        f"{figures['upcast_half_v1_events_per_s']:,.0f} ev/s vs all at v3 "
+        f"{figures['upcast_all_latest_events_per_s']:,.0f} ev/s = {ratio:.2f}x "
+        f"(target {UPCAST_TARGET}x)"
+    )
+
+
 # -- main ---------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="100k events, 5 s of latency")
+    parser.add_argument(
+        "--upcast",
+        action="store_true",
+        help="only the replay with upcasting (half v1) against all at the latest version; "
+        "writes results/sink_throughput_upcast.json",
+    )
     args = parser.parse_args()
+    if args.upcast:
+        main_upcast(args.quick)
+        return
     n = 100_000 if args.quick else 1_000_000
     kafka, dsn = services()
     logs = Path(tempfile.mkdtemp(prefix="sink-bench-"))

@@ -30,12 +30,12 @@ from contextlib import contextmanager
 from importlib.metadata import entry_points
 from typing import Annotated, Any, TypeVar, Union, get_args
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from pydantic_core import CoreSchema, SchemaValidator, core_schema
 
 from schemas.envelope import BOUND_LIMITS, OUT_OF_RANGE, Event
 from schemas.errors import FieldError, InvalidEvent, UnknownEventType, UnknownSchemaVersion
-from schemas.plain import union_validator
+from schemas.plain import properties_validator, union_validator
 
 ENTRY_POINT_GROUP = "brainstream.event_types"
 
@@ -46,6 +46,11 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 U = TypeVar("U", bound=Upcaster)
 
+_Check = Callable[[dict[str, Any]], dict[str, Any]]
+_Chain = tuple[tuple[Upcaster, ...], _Check | None]
+"""The upcasters from one version to the latest, and the latest's properties check (``None``:
+the version is the latest)."""
+
 
 class EventRegistry:
     """Maps ``(type, schema_version)`` to event classes; validates raw input against them."""
@@ -53,6 +58,8 @@ class EventRegistry:
     def __init__(self, *, load_entry_points: bool = True) -> None:
         self._types: dict[str, dict[int, type[Event]]] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._latest: dict[str, int] = {}
+        self._chains: dict[tuple[str, int], _Chain] = {}
         self._adapter: TypeAdapter[Event] | None = None
         self._validator: SchemaValidator | None = None
         self._plain: SchemaValidator | None = None
@@ -80,20 +87,24 @@ class EventRegistry:
             self._changed()
         return cls
 
-    def upcaster(self, type_name: str, from_version: int) -> Callable[[U], U]:
+    def upcaster(
+        self, type_name: str, from_version: int, *, replace: bool = False
+    ) -> Callable[[U], U]:
         """Decorator: register ``fn`` as the upcaster of ``type_name`` from ``from_version``
-        to ``from_version + 1``. Raises ``ValueError`` if that step already has one."""
+        to ``from_version + 1``. Raises ``ValueError`` if that step already has one, unless
+        ``replace`` (a corrected upcaster, in tests or inside :meth:`overlay`)."""
 
         def add(fn: U) -> U:
             key = (type_name, from_version)
             with self._lock:
                 known = self._upcasters.get(key)
-                if known is not None and known is not fn:
+                if known is not None and known is not fn and not replace:
                     raise ValueError(
                         f"{type_name!r} v{from_version} -> v{from_version + 1} already has "
                         f"an upcaster: {known!r}"
                     )
                 self._upcasters[key] = fn
+                self._chains = {}
             return fn
 
         return add
@@ -134,7 +145,12 @@ class EventRegistry:
 
     def latest(self, name: str) -> int:
         """The highest registered version of ``name``; raises :class:`UnknownEventType`."""
-        return schema_version_of(self.get(name))
+        self._load_entry_points()
+        try:
+            return self._latest[name]
+        except KeyError:
+            self.get(name)  # raises UnknownEventType
+            raise
 
     def versions(self, name: str) -> list[int]:
         """Registered versions of ``name``, ascending (empty for an unknown name)."""
@@ -197,25 +213,43 @@ class EventRegistry:
         :class:`InvalidEvent` (rule ``no_upcaster``) when a step of the chain is missing or
         (rule of the failed check, under ``properties.``) when the result breaks the latest
         model, and :class:`UnknownEventType` / :class:`UnknownSchemaVersion`."""
+        chain = self._chains.get((type_name, version))
+        if chain is None:
+            chain = self._chain(type_name, version)
+        steps, check = chain
+        if check is None:  # the latest version
+            return properties
+        for step in steps:
+            properties = step(properties)
+        return check(properties)
+
+    def _chain(self, type_name: str, version: int) -> _Chain:
+        """The upcasters from ``version`` to the latest and the latest's check, cached; raises
+        (nothing cached) for an unknown type or version and a missing step."""
         latest = self.latest(type_name)
         self.get(type_name, version)  # raises for a version nobody registered
         if version == latest:
-            return properties
-        for step in range(version, latest):
-            fn = self._upcasters.get((type_name, step))
-            if fn is None:
-                raise InvalidEvent(
-                    [
-                        FieldError(
-                            "schema_version",
-                            "no_upcaster",
-                            f"no upcaster from v{step} to v{step + 1} of {type_name}",
-                        )
-                    ],
-                    "upcast",
-                )
-            properties = fn(properties)
-        return self._latest_properties(type_name)(properties)
+            chain: _Chain = ((), None)
+        else:
+            steps = []
+            for step in range(version, latest):
+                fn = self._upcasters.get((type_name, step))
+                if fn is None:
+                    raise InvalidEvent(
+                        [
+                            FieldError(
+                                "schema_version",
+                                "no_upcaster",
+                                f"no upcaster from v{step} to v{step + 1} of {type_name}",
+                            )
+                        ],
+                        "upcast",
+                    )
+                steps.append(fn)
+            chain = (tuple(steps), _properties_check(self.get(type_name)))
+        with self._lock:
+            self._chains[(type_name, version)] = chain
+        return chain
 
     def to_latest(self, event: Event) -> Event:
         """``event`` as an instance of its type's latest class (``event`` itself when it is
@@ -223,8 +257,9 @@ class EventRegistry:
         latest = self.get(event.type)
         if type(event) is latest:
             return event
-        props = event.properties.model_dump(mode="json", exclude_none=True)
-        upcast = self.upcast(event.type, event.schema_version, props)
+        props = event.properties
+        written = props.__pydantic_serializer__.to_python(props, mode="json", exclude_none=True)
+        upcast = self.upcast(event.type, event.schema_version, written)
         fields = {name: value for name, value in event if name != "properties"}
         fields["schema_version"] = schema_version_of(latest)
         props_cls = latest.model_fields["properties"].annotation
@@ -233,25 +268,6 @@ class EventRegistry:
             **fields,
             properties=props_cls.model_validate(upcast),  # type: ignore[union-attr]
         )
-
-    def _latest_properties(self, type_name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
-        cls = self.get(type_name)
-        validate = cls.model_fields["properties"].annotation.__pydantic_validator__.validate_python  # type: ignore[union-attr]
-        serializer = cls.model_fields["properties"].annotation.__pydantic_serializer__  # type: ignore[union-attr]
-
-        def check(props: dict[str, Any]) -> dict[str, Any]:
-            try:
-                model = validate(props)
-            except ValidationError as exc:
-                inner = invalid_event(exc, tagged=False)
-                raise InvalidEvent(
-                    [FieldError(f"properties.{e.field}", e.rule, e.message) for e in inner.errors],
-                    "upcast",
-                ) from None
-            out: dict[str, Any] = serializer.to_python(model, mode="json", exclude_none=True)
-            return out
-
-        return check
 
     # --- compiled validators -------------------------------------------------------------
     @property
@@ -301,6 +317,8 @@ class EventRegistry:
         return plain
 
     def _changed(self) -> None:
+        self._latest = {name: max(versions) for name, versions in self._types.items() if versions}
+        self._chains = {}
         self._adapter = None
         self._validator = None
         self._plain = None
@@ -334,6 +352,36 @@ class EventRegistry:
             self._entry_points_pending = False
             for ep in entry_points(group=ENTRY_POINT_GROUP):
                 importlib.import_module(ep.value.split(":")[0])
+
+
+def _properties_check(cls: type[Event]) -> _Check:
+    """Validates properties by ``cls``'s rules into their JSON-compatible dict: the plain
+    validator (:mod:`schemas.plain`) when the model has one, else the model."""
+    props_cls = cls.model_fields["properties"].annotation
+    if not (isinstance(props_cls, type) and issubclass(props_cls, BaseModel)):
+        raise TypeError(f"{cls.__name__}.properties is not a model")
+    validate = props_cls.__pydantic_validator__.validate_python
+    serializer = props_cls.__pydantic_serializer__
+    fast = properties_validator(props_cls)  # type: ignore[arg-type]
+
+    def check(props: dict[str, Any]) -> dict[str, Any]:
+        if fast is not None:
+            try:
+                return fast(props)
+            except ValidationError:
+                pass  # the model decides: it accepts (a case the plain rules leave out) or names
+        try:
+            model = validate(props)
+        except ValidationError as exc:
+            inner = invalid_event(exc, tagged=False)
+            raise InvalidEvent(
+                [FieldError(f"properties.{e.field}", e.rule, e.message) for e in inner.errors],
+                "upcast",
+            ) from None
+        out: dict[str, Any] = serializer.to_python(model, mode="json", exclude_none=True)
+        return out
+
+    return check
 
 
 def schema_version_of(cls: type[Event]) -> int:

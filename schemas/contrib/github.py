@@ -85,10 +85,9 @@ class GithubApiCall(Event):
 @upcaster("github_api_call", 1)
 def _v1_to_v2(props: dict[str, Any]) -> dict[str, Any]:
     """Fill ``method``'s v1 default; rename ``duration_ms`` to ``latency_ms``."""
-    out = {k: v for k, v in props.items() if k != "duration_ms"}
-    out.setdefault("method", "GET")
-    if "duration_ms" in props:
-        out["latency_ms"] = props["duration_ms"]
+    out = {"method": "GET", **props}
+    if "duration_ms" in out:
+        out["latency_ms"] = out.pop("duration_ms")
     return out
 
 

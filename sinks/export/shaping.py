@@ -67,6 +67,8 @@ class Shaper:
         self._selection = Selection(spec.filters, spec.erased)
         key = spec.pseudonym_key
         self._pseudonym = Pseudonymiser(key).pseudonym if key is not None else None
+        self._latest: dict[str, int] = {}
+        """Type -> its latest version, looked up once per shaper (one export)."""
 
     def shape(self, task: Task) -> Shaped:
         counts = Counts(read=len(task.values))
@@ -105,9 +107,13 @@ class Shaper:
         spec says as written; raises :class:`InvalidEvent` when an upcaster fails."""
         props = event.properties
         if self._spec.upcast:
-            latest = REGISTRY.latest(event.type)
+            latest = self._latest.get(event.type) or self._latest.setdefault(
+                event.type, REGISTRY.latest(event.type)
+            )
             if event.schema_version != latest:
-                written = props.model_dump(mode="json", exclude_none=True)
+                written = props.__pydantic_serializer__.to_python(
+                    props, mode="json", exclude_none=True
+                )
                 upcast = REGISTRY.upcast(event.type, event.schema_version, written)
                 return orjson.dumps(upcast).decode(), latest
         text = props.__pydantic_serializer__.to_json(props, exclude_none=True).decode()

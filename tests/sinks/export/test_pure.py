@@ -253,7 +253,7 @@ def test_an_upcaster_that_fails_is_counted_not_exported() -> None:
     events = samples_of("github_api_call", 2) + samples_of("github_api_call", 3)
     task = Task(0, [0, 1], [encode(e) for e in events])
     with schemas.REGISTRY.overlay() as reg:
-        reg._upcasters[("github_api_call", 2)] = lambda p: {**p, "resource": "nope"}
+        reg.upcaster("github_api_call", 2, replace=True)(lambda p: {**p, "resource": "nope"})
         shaped = Shaper(ShapeSpec(("jsonl",), Filters(), frozenset())).shape(task)
     assert shaped.rows == 1
     assert shaped.counts.outcomes == {Outcome.NOT_UPCAST: 1, Outcome.EXPORTED: 1}
