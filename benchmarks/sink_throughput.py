@@ -14,8 +14,8 @@ Latency: the SDK's ``Tracker`` produces 5k events/s; one event in 100 is a probe
 of its own, and a poller (every 10 ms, index lookup by user_id) notes when each probe's row is
 visible. ``--upcast`` measures instead the export's replay of records half of which are an
 older version, upcast on read, against the same replay with every record at the latest version
-(target 0.9x; :func:`upcast_replay`). Services: BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS + BRAINSTREAM_POSTGRES_DSN, else
-``brainstream.dev.up()``.
+(target 0.9x; :func:`upcast_replay`). Services: BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS +
+BRAINSTREAM_POSTGRES_DSN, else ``brainstream.dev.up()``.
 """
 
 from __future__ import annotations
