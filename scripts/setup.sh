@@ -11,6 +11,8 @@ command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 # the dashboard's end-to-end test drives Debian's Chromium (no browser download from elsewhere)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# benchmarks/web_overhead.py's load generator
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 if ! "$PY" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
   echo "brainstream needs Python >= 3.11 (found: $("$PY" --version 2>&1))" >&2
   exit 1
@@ -20,7 +22,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]} (Debian packages)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else
-    echo "please install: ${need_apt[*]} (Java 17+ and Maven run the local Kafka; Chromium runs the dashboard test)" >&2
+    echo "please install: ${need_apt[*]} (Java 17+ and Maven run the local Kafka; Chromium runs the dashboard test; wrk loads the web benchmark)" >&2
     exit 1
   fi
 fi
