@@ -43,3 +43,7 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     source: str = "brainstream"
     """Service name stamped on events produced by the CLI's own demo traffic."""
+    api_token: SecretStr | None = None
+    """``BRAINSTREAM_API_TOKEN``: the bearer token of every endpoint that returns per-user data
+    (dashboard user lookup, worker ``/aggregates/users/{id}``, export API). Required to listen
+    beyond loopback; see :mod:`schemas.access`."""

@@ -43,6 +43,8 @@ class SinkConfig(BaseModel):
     session_timeout_ms: int = Field(default=45_000, ge=6_000)
     metrics_port: int | None = Field(default=None, ge=0, le=65_535)
     """Serve Prometheus ``/metrics`` and ``/health`` on this port (off when ``None``)."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics server binds (``0.0.0.0`` for every interface, e.g. in a container)."""
 
 
 class RetentionConfig(BaseModel):

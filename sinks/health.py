@@ -15,7 +15,7 @@ HealthCheck = Callable[[], dict[str, Any]]
 
 
 def serve(
-    registry: CollectorRegistry, health: HealthCheck, port: int, host: str = "0.0.0.0"
+    registry: CollectorRegistry, health: HealthCheck, port: int, host: str = "127.0.0.1"
 ) -> ThreadingHTTPServer:
     """Start serving in a daemon thread; ``shutdown()`` the returned server to stop."""
 

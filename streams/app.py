@@ -22,6 +22,7 @@ import faust
 import psycopg
 from faust.app.base import BootStrategy
 from mode import BaseSignalT
+from pydantic import SecretStr
 
 from schemas.config import KafkaSettings, TopicSettings
 from streams.config import WorkerConfig
@@ -41,8 +42,12 @@ def create_app(
     topics: TopicSettings,
     conninfo: str,
     metrics: WorkerMetrics | None = None,
+    api_token: SecretStr | None = None,
 ) -> faust.App:
-    """A Faust app whose :class:`BatchConsumer` applies batches via a :class:`BatchProcessor`."""
+    """A Faust app whose :class:`BatchConsumer` applies batches via a :class:`BatchProcessor`.
+
+    ``api_token``: bearer token of the per-user page (``/aggregates/users/{id}``), passed in by
+    the composition root; ``None`` leaves it open (the web server then binds loopback)."""
     metrics = metrics if metrics is not None else WorkerMetrics()
     datadir = Path(config.data_dir or Path(tempfile.gettempdir()) / "brainstream-worker")
     datadir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +86,7 @@ def create_app(
     app.task(consume)
     app.on_before_shutdown.connect(finish)
 
-    register_pages(app, conninfo, metrics, processor)
+    register_pages(app, conninfo, metrics, processor, api_token)
     return app
 
 

@@ -10,7 +10,9 @@ import faust
 import psycopg
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import SecretStr
 
+from schemas.access import authorized
 from streams import queries
 from streams.errors import UnknownWindow
 from streams.metrics import WorkerMetrics
@@ -18,8 +20,15 @@ from streams.processor import BatchProcessor
 
 
 def register_pages(
-    app: faust.App, conninfo: str, metrics: WorkerMetrics, processor: BatchProcessor
+    app: faust.App,
+    conninfo: str,
+    metrics: WorkerMetrics,
+    processor: BatchProcessor,
+    token: SecretStr | None = None,
 ) -> None:
+    """``/metrics`` and ``/health`` open; ``/aggregates/users/{id}`` only with ``token`` (as a
+    bearer token) when one is given (see :mod:`schemas.access`)."""
+
     def query(fn: Callable[[queries.Connection], dict[str, Any]]) -> Any:
         def run() -> dict[str, Any]:
             with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -53,4 +62,10 @@ def register_pages(
     @app.page("/aggregates/users/{user_id}")
     class Users(View):
         async def get(self, request: Request, user_id: str) -> Response:
+            if not authorized(request.headers.get("Authorization"), token):
+                return self.json(
+                    {"error": "a bearer token is required for per-user data"},
+                    status=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="brainstream"'},
+                )
             return self.json(await query(lambda conn: queries.user_json(conn, user_id)))

@@ -196,12 +196,15 @@ def export_serve(
     """Serve the export API: POST /exports, GET /exports/{id}."""
     import uvicorn
 
+    from brainstream.cli.access import guard_listener
     from sinks.export.http import create_app
     from sinks.export.jobs import Jobs
 
-    config = ExportSettings()
-    app = create_app(Jobs(lambda request, progress: run_request(request, config, progress)))
-    uvicorn.run(app, host=host or config.http_host, port=port or config.http_port)
+    config, token = ExportSettings(), Settings().api_token
+    listen_host = host or config.http_host
+    guard_listener("export API", listen_host, token)
+    app = create_app(Jobs(lambda request, progress: run_request(request, config, progress)), token)
+    uvicorn.run(app, host=listen_host, port=port or config.http_port)
 
 
 def replay(

@@ -46,10 +46,13 @@ def dashboard(
     """Serve the live dashboard (and its /metrics) until interrupted."""
     import uvicorn
 
+    from brainstream.cli.access import guard_listener
     from brainstream.dashboard import DashboardConfig, create_app
     from brainstream.health import HealthMonitor
 
     settings, config = Settings(), DashboardSettings()
+    listen_host, listen_port = host or config.host, port if port is not None else config.port
+    guard_listener("dashboard", listen_host, settings.api_token)
     monitor = HealthMonitor(probe(settings, config), ttl=config.health_ttl_seconds)
     app = create_app(
         DashboardConfig(
@@ -59,9 +62,9 @@ def dashboard(
             timeline_page=config.timeline_page,
             db_timeout=config.timeout_seconds,
             distinct_ttl=config.distinct_ttl_seconds,
+            token=settings.api_token,
         )
     )
-    listen_host, listen_port = host or config.host, port if port is not None else config.port
     console.print(f"dashboard on http://{listen_host}:{listen_port}/ (metrics at /metrics)")
     uvicorn.run(app, host=listen_host, port=listen_port, log_level="warning")
 

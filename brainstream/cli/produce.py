@@ -34,6 +34,9 @@ def register(app: typer.Typer) -> None:
             max=65_535,
             help="Serve the SDK's Prometheus /metrics (brainstream_sdk_*) on this port.",
         ),
+        metrics_host: str = typer.Option(
+            "127.0.0.1", help="Address the /metrics server binds (0.0.0.0: every interface)."
+        ),
     ) -> None:
         """Send a realistic mix of every registered event type through the SDK."""
         # Imported here: the rest of the CLI works even where the SDK cannot be imported.
@@ -62,7 +65,7 @@ def register(app: typer.Typer) -> None:
         traffic = DemoTraffic(REGISTRY.names(), users, random.Random(seed))
         if traffic.skipped:
             console.print(f"[yellow]no demo properties for: {', '.join(traffic.skipped)}")
-        with _metrics_server(metrics_port, console):
+        with _metrics_server(metrics_port, metrics_host, console):
             sent = _run(tracker, traffic, rate, duration, console)
             stats = tracker.close(sdk.close_timeout)
         console.print(_summary(stats, sent, len(problems)))
@@ -71,15 +74,15 @@ def register(app: typer.Typer) -> None:
 
 
 @contextlib.contextmanager
-def _metrics_server(port: int | None, console: Console) -> Iterator[None]:
+def _metrics_server(port: int | None, host: str, console: Console) -> Iterator[None]:
     """prometheus-client's server of its default registry, where the SDK's collector is."""
     if port is None:
         yield
         return
     from prometheus_client import start_http_server
 
-    server, thread = start_http_server(port)
-    console.print(f"SDK metrics on http://0.0.0.0:{server.server_port}/metrics")
+    server, thread = start_http_server(port, addr=host)
+    console.print(f"SDK metrics on http://{host}:{server.server_port}/metrics")
     try:
         yield
     finally:

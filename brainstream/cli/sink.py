@@ -57,7 +57,7 @@ def sink_run(
         signal.signal(sig, lambda *_: stop.set())
     server = None
     if config.metrics_port is not None:
-        server = serve(sink.metrics.registry, sink.health, config.metrics_port)
+        server = serve(sink.metrics.registry, sink.health, config.metrics_port, config.metrics_host)
     log.info("sink %s consuming %s", config.group_id, settings.topics.events)
     try:
         sink.run(stop)

@@ -31,12 +31,21 @@ def worker(
     """Run an aggregate worker (a Faust worker; SIGTERM finishes the in-flight batch)."""
     from faust.worker import Worker
 
+    from brainstream.cli.access import guard_listener
     from streams.app import create_app
 
     settings, config = Settings(), WorkerSettings()
     if web_port is not None:
         config.web_port = web_port
-    app = create_app(config, settings.kafka, settings.topics, settings.postgres.conninfo)
+    if config.web_enabled:
+        guard_listener("worker web server", config.web_host, settings.api_token)
+    app = create_app(
+        config,
+        settings.kafka,
+        settings.topics,
+        settings.postgres.conninfo,
+        api_token=settings.api_token,
+    )
     Worker(app, loglevel=config.log_level, quiet=True).execute_from_commandline()
 
 

@@ -18,6 +18,7 @@ import orjson
 import psycopg
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import ConnectionPool, PoolTimeout
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -28,6 +29,7 @@ from brainstream.dashboard import queries
 from brainstream.dashboard.cache import TtlCache
 from brainstream.dashboard.metrics import DashboardMetrics
 from brainstream.health import HealthMonitor
+from schemas.access import authorized
 from sinks.queries import Cursor, user_timeline
 
 STATIC = Path(__file__).parent / "static"
@@ -45,6 +47,8 @@ class DashboardConfig:
     distinct_ttl: dict[str, float] = field(default_factory=dict)
     """Seconds a window's distinct-user counts are reused (per window name; 0 = always fresh)."""
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    token: SecretStr | None = None
+    """Bearer token of the per-user endpoint (``/api/users/...``); ``None``: open (loopback)."""
 
 
 def json_response(content: Any, status: int = 200) -> Response:
@@ -54,6 +58,13 @@ def json_response(content: Any, status: int = 200) -> Response:
 
 def _error(status: int, message: str) -> Response:
     return json_response({"error": message}, status)
+
+
+def unauthorized() -> Response:
+    """401 with the challenge RFC 6750 asks for."""
+    response = _error(401, "a bearer token is required for per-user data")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="brainstream"'
+    return response
 
 
 def create_app(config: DashboardConfig) -> Starlette:
@@ -99,6 +110,7 @@ def create_app(config: DashboardConfig) -> Starlette:
                 "refresh_seconds": config.refresh_seconds,
                 "windows": list(queries.WINDOWS),
                 "timeline_page": config.timeline_page,
+                "token_required": config.token is not None,
             }
         )
 
@@ -126,6 +138,8 @@ def create_app(config: DashboardConfig) -> Starlette:
         return json_response(queries.top(w, now, events, users))
 
     def user(request: Request) -> Response:
+        if not authorized(request.headers.get("authorization"), config.token):
+            return unauthorized()
         user_id = request.path_params["user_id"]
         token = request.query_params.get("after")
         try:

@@ -8,17 +8,38 @@ export of that name is already running. ``GET /exports/{id}`` answers the status
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from collections.abc import Awaitable, Callable
+
+from pydantic import SecretStr, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from schemas.access import authorized
 from sinks.export.config import ExportRequest
 from sinks.export.jobs import JobConflict, Jobs
 
+Endpoint = Callable[[Request], Awaitable[JSONResponse]]
 
-def create_app(jobs: Jobs) -> Starlette:
+
+def create_app(jobs: Jobs, token: SecretStr | None = None) -> Starlette:
+    """Every route writes or describes datasets of per-user events, so every route asks for
+    ``token`` as a bearer token when one is given (``401`` otherwise; see
+    :mod:`schemas.access`)."""
+
+    def guarded(endpoint: Endpoint) -> Endpoint:
+        async def serve(request: Request) -> JSONResponse:
+            if not authorized(request.headers.get("authorization"), token):
+                return JSONResponse(
+                    {"error": "a bearer token is required for per-user data"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="brainstream"'},
+                )
+            return await endpoint(request)
+
+        return serve
+
     async def start(request: Request) -> JSONResponse:
         try:
             export = ExportRequest.model_validate_json(await request.body())
@@ -43,8 +64,8 @@ def create_app(jobs: Jobs) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/exports", start, methods=["POST"]),
-            Route("/exports", listing, methods=["GET"]),
-            Route("/exports/{job_id}", status, methods=["GET"]),
+            Route("/exports", guarded(start), methods=["POST"]),
+            Route("/exports", guarded(listing), methods=["GET"]),
+            Route("/exports/{job_id}", guarded(status), methods=["GET"]),
         ]
     )

@@ -12,12 +12,14 @@ from urllib.parse import urlsplit
 import pytest
 import typer
 import yaml
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 import brainstream
 import schemas.config
 from brainstream.cli import app
 from brainstream.settings_dashboard import DashboardSettings
+from schemas.access import is_loopback, require_token_beyond_loopback
 from sinks.health import serve
 from streams.config import WorkerConfig
 
@@ -77,7 +79,7 @@ def test_addresses_point_at_the_compose_services(compose: dict[str, Any]) -> Non
         pg_env["POSTGRES_PASSWORD"],
         pg_env["POSTGRES_DB"],
     )
-    assert "5432:5432" in services["postgres"]["ports"]
+    assert "127.0.0.1:5432:5432" in services["postgres"]["ports"]
 
 
 def _parse(words: list[str]) -> None:
@@ -109,7 +111,8 @@ def test_service_commands_are_real_cli_commands(compose: dict[str, Any]) -> None
 def _listener(service: str, env: dict[str, str]) -> tuple[str, int]:
     """Where the service's HTTP server listens inside its container, from its settings."""
     if service == "sink":
-        host = inspect.signature(serve).parameters["host"].default
+        default = inspect.signature(serve).parameters["host"].default
+        host = env.get("BRAINSTREAM_SINK_METRICS_HOST", default)
         return host, int(env["BRAINSTREAM_SINK_METRICS_PORT"])
     if service == "worker":
         worker = WorkerConfig()
@@ -133,3 +136,21 @@ def test_published_ports_and_health_checks_reach_the_servers(compose: dict[str, 
         else:
             assert check[1:3] == ["python", "-c"], name
             assert f"http://127.0.0.1:{port}/health" in check[3], name
+
+
+def test_every_published_port_is_on_the_hosts_loopback(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for published in service.get("ports", []):
+            assert published.startswith("127.0.0.1:"), f"{name} publishes {published} widely"
+
+
+def test_servers_of_per_user_data_beyond_loopback_have_a_token(compose: dict[str, Any]) -> None:
+    """The worker and the dashboard listen on 0.0.0.0 in their containers: each must get the
+    token, or it refuses to start (schemas.access)."""
+    for name in ("worker", "dashboard"):
+        service = compose["services"][name]
+        host, _port = _listener(name, service["environment"])
+        assert not is_loopback(host)
+        token = service["environment"].get("BRAINSTREAM_API_TOKEN")
+        assert token, f"{name} has no BRAINSTREAM_API_TOKEN"
+        require_token_beyond_loopback(name, host, SecretStr(token))

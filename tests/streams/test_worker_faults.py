@@ -131,11 +131,14 @@ def test_replay_from_offset_zero_changes_nothing_and_pages_answer(
     snapshot = _table_digest(pg_schema.conninfo)
     port = "17123"
     workers.group_id = f"{workers.group_id}-replay"  # a new group starts at offset 0
-    replay = start(workers, BRAINSTREAM_WORKER_WEB_PORT=port)
+    replay = start(workers, BRAINSTREAM_WORKER_WEB_PORT=port, BRAINSTREAM_API_TOKEN="w-token")
     _wait_committed(workers, target)
     base = f"http://127.0.0.1:{port}"
     types = httpx.get(f"{base}/aggregates/types", params={"window": "7d"}, timeout=10).json()
-    user = httpx.get(f"{base}/aggregates/users/u1", timeout=10).json()
+    bearer = {"Authorization": "Bearer w-token"}
+    user = httpx.get(f"{base}/aggregates/users/u1", headers=bearer, timeout=10).json()
+    anonymous = httpx.get(f"{base}/aggregates/users/u1", timeout=10)
+    wrong = httpx.get(f"{base}/aggregates/users/u1", headers={"Authorization": "Bearer x"})
     metrics = httpx.get(f"{base}/metrics", timeout=10).text
     bad = httpx.get(f"{base}/aggregates/types", params={"window": "2w"}, timeout=10)
     stop(replay)
@@ -145,6 +148,8 @@ def test_replay_from_offset_zero_changes_nothing_and_pages_answer(
     assert sum(t["events"] for t in user["totals"].values()) > 0
     assert 'brainstream_worker_events_total{outcome="below_fence"} 10000.0' in metrics
     assert bad.status_code == 400
+    assert anonymous.status_code == wrong.status_code == 401  # /types, /metrics stay open
+    assert "u1" not in anonymous.text
 
 
 def _wait_committed(env: WorkerEnv, target: dict[int, int], timeout: float = 120) -> None:

@@ -8,8 +8,14 @@ const state = { window: "1h", refreshMs: 5000, chart: null, user: null, next: nu
 
 const $ = (id) => document.getElementById(id);
 
-async function getJSON(url) {
-  const response = await fetch(url, { headers: { Accept: "application/json" } });
+// The bearer token of the per-user endpoint, kept for this tab only (never in localStorage).
+const TOKEN_KEY = "brainstream.api-token";
+
+async function getJSON(url, { auth = false } = {}) {
+  const headers = { Accept: "application/json" };
+  const token = auth ? sessionStorage.getItem(TOKEN_KEY) : null;
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(url, { headers });
   const body = await response.json();
   if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
   return body;
@@ -155,7 +161,7 @@ function renderHealth(h) {
 // -- user lookup ---------------------------------------------------------------------------
 async function lookUp(userId, after) {
   const q = after ? `?after=${encodeURIComponent(after)}` : "";
-  const data = await getJSON(`/api/users/${encodeURIComponent(userId)}${q}`);
+  const data = await getJSON(`/api/users/${encodeURIComponent(userId)}${q}`, { auth: true });
   const timeline = $("user-timeline").tBodies[0];
   if (!after) {
     timeline.replaceChildren();
@@ -200,12 +206,16 @@ async function start() {
   try {
     const s = await getJSON("/api/settings");
     state.refreshMs = Math.round(s.refresh_seconds * 1000);
+    $("api-token").hidden = $("api-token-label").hidden = !s.token_required;
   } catch (e) { /* keep the default */ }
+  $("api-token").value = sessionStorage.getItem(TOKEN_KEY) || "";
   for (const input of document.querySelectorAll('input[name="window"]')) {
     input.addEventListener("change", () => { state.window = input.value; refresh(); });
   }
   $("user-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
+    const token = $("api-token").value.trim();
+    if (token) sessionStorage.setItem(TOKEN_KEY, token); else sessionStorage.removeItem(TOKEN_KEY);
     state.user = $("user-id").value.trim();
     if (state.user) lookUp(state.user, null).catch((e) => { $("user-status").textContent = e.message; });
   });

@@ -26,6 +26,7 @@ import psycopg
 import uvicorn
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from brainstream.dashboard import DashboardConfig, create_app
@@ -213,12 +214,18 @@ def free_port() -> int:
 
 
 def dashboard_app(
-    kafka: KafkaSettings, topics: TopicSettings, conninfo: str, groups: tuple[str, ...]
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    conninfo: str,
+    groups: tuple[str, ...],
+    token: SecretStr | None = None,
 ) -> Starlette:
     probe = Probe(kafka.librdkafka(), topics, conninfo, groups, timeout=5.0)
     monitor = HealthMonitor(probe, ttl=0.5)
     return create_app(
-        DashboardConfig(conninfo=conninfo, monitor=monitor, refresh_seconds=1.0, timeline_page=10)
+        DashboardConfig(
+            conninfo=conninfo, monitor=monitor, refresh_seconds=1.0, timeline_page=10, token=token
+        )
     )
 
 

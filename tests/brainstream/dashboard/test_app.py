@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from schemas.config import KafkaSettings, TopicSettings
 from tests.brainstream.dashboard.pipeline import (
@@ -130,3 +131,30 @@ def test_page_static_files_and_metrics_are_served(client: httpx.Client) -> None:
     metrics = client.get("/metrics").text
     assert 'brainstream_consumer_lag{group="nobody-yet",partition="0"}' in metrics
     assert 'brainstream_dashboard_requests_total{route="page",status="200"} 1.0' in metrics
+
+
+def test_with_a_token_the_user_lookup_answers_401_without_it_and_200_with_it(
+    kafka_settings: KafkaSettings, topics: TopicSettings, pg_schema: PgSchema
+) -> None:
+    _insert(pg_schema.conninfo, 30)
+    token = SecretStr("dashboard-test-token")
+    app = dashboard_app(kafka_settings, topics, pg_schema.conninfo, ("g",), token=token)
+    with serving(app) as url, httpx.Client(base_url=url, timeout=30) as c:
+        refused = [
+            c.get("/api/users/user-3"),
+            c.get("/api/users/user-3", headers={"Authorization": "Bearer wrong"}),
+            c.get("/api/users/user-3", headers={"Authorization": "Basic dashboard-test-token"}),
+        ]
+        allowed = c.get(
+            "/api/users/user-3", headers={"Authorization": "Bearer dashboard-test-token"}
+        )
+        settings = c.get("/api/settings").json()
+        open_paths = {p: c.get(p).status_code for p in ("/", "/healthz", "/metrics", "/api/top")}
+    for response in refused:
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert "user-3" not in response.text
+    assert allowed.status_code == 200 and allowed.json()["user_id"] == "user-3"
+    assert len(allowed.json()["events"]) == 5  # 30 events over 6 users
+    assert settings["token_required"] is True
+    assert open_paths == {"/": 200, "/healthz": 200, "/metrics": 200, "/api/top": 200}

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from pydantic import SecretStr
 
 from schemas.config import KafkaSettings, TopicSettings
 from tests.brainstream.dashboard.pipeline import (
@@ -44,6 +45,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 USERS = [f"user-{i:02d}" for i in range(9)]
+TOKEN = "browser-test-token"
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +150,9 @@ def test_dashboard_shows_the_aggregates_follows_new_events_and_finds_users(
         ),
     ):
         _wait_for_pipeline(kafka, topics, conninfo, 150)
-        app = dashboard_app(kafka, topics, conninfo, (sink_group, worker_group))
+        app = dashboard_app(
+            kafka, topics, conninfo, (sink_group, worker_group), token=SecretStr(TOKEN)
+        )
         with serving(app) as url:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.goto(url)
@@ -191,7 +195,8 @@ def _wait_for_pipeline(
 
 
 def _look_up_a_user(page: Page, conninfo: str, user: str) -> None:
-    """The lookup finds the user's events, newest first, paged; counts match the raw rows."""
+    """The lookup is refused without the token; with it, it finds the user's events, newest
+    first, paged; counts match the raw rows."""
     expected = [
         str(r[0])
         for r in sql_rows(
@@ -203,6 +208,10 @@ def _look_up_a_user(page: Page, conninfo: str, user: str) -> None:
     ]
     assert len(expected) > 10
     page.fill("#user-id", user)
+    page.click("#user-form button[type=submit]")  # no token yet: refused, nothing shown
+    wait_for(lambda: "token" in page.inner_text("#user-status"), 15, "the 401 to be shown")
+    assert _timeline_ids(page) == []
+    page.fill("#api-token", TOKEN)  # log in with the token
     page.click("#user-form button[type=submit]")
     wait_for(lambda: len(_timeline_ids(page)) == 10, 15, "the first timeline page")
     assert _timeline_ids(page) == expected[:10]

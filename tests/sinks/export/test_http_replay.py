@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.config import SinkConfig
@@ -27,8 +28,8 @@ pytestmark = pytest.mark.integration
 class Client:
     """Synchronous calls into the ASGI app through httpx (no server, no socket)."""
 
-    def __init__(self, jobs: Jobs) -> None:
-        self._transport = httpx.ASGITransport(app=create_app(jobs))
+    def __init__(self, jobs: Jobs, token: SecretStr | None = None) -> None:
+        self._transport = httpx.ASGITransport(app=create_app(jobs, token))
 
     def __enter__(self) -> Client:
         return self
@@ -43,11 +44,11 @@ class Client:
 
         return asyncio.run(go())
 
-    def get(self, url: str) -> httpx.Response:
-        return self._call("GET", url)
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self._call("GET", url, **kwargs)
 
-    def post(self, url: str, json: Any) -> httpx.Response:
-        return self._call("POST", url, json=json)
+    def post(self, url: str, json: Any, **kwargs: Any) -> httpx.Response:
+        return self._call("POST", url, json=json, **kwargs)
 
 
 def test_http_export_reports_status_and_manifest(
@@ -96,6 +97,30 @@ def test_http_reports_a_failed_export(tmp_path: Path) -> None:
         status = client.get(f"/exports/{job_id}").json()
     assert status["status"] == "failed"
     assert status["error"] == "ValueError: broker unreachable"
+
+
+def test_with_a_token_every_export_route_answers_401_without_it(tmp_path: Path) -> None:
+    def runner(request: ExportRequest, progress: Progress) -> Manifest:
+        raise ValueError("no broker in this test")
+
+    jobs = Jobs(runner)
+    good = {"Authorization": "Bearer export-token"}
+    with Client(jobs, SecretStr("export-token")) as client:
+        refused = [
+            client.post("/exports", json={"name": "x"}),
+            client.post("/exports", json={"name": "x"}, headers={"Authorization": "Bearer no"}),
+            client.get("/exports"),
+        ]
+        assert jobs.all() == []  # nothing was started by the refused POSTs
+        job_id = client.post("/exports", json={"name": "x"}, headers=good).json()["id"]
+        jobs.wait(job_id, timeout=10)
+        refused.append(client.get(f"/exports/{job_id}"))
+        status = client.get(f"/exports/{job_id}", headers=good)
+        listing = client.get("/exports", headers=good)
+    assert [r.status_code for r in refused] == [401, 401, 401, 401]
+    assert all(r.headers["www-authenticate"].startswith("Bearer") for r in refused)
+    assert status.status_code == 200 and status.json()["status"] == "failed"
+    assert [j["id"] for j in listing.json()] == [job_id]
 
 
 def test_http_refuses_a_second_export_of_a_running_name(tmp_path: Path) -> None:

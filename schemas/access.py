@@ -1,0 +1,86 @@
+"""Who may read personal data over HTTP: one bearer token, and where a server may listen.
+
+Every brainstream HTTP server (the dashboard, the worker's web pages, the export API, the
+sink's and the SDK's ``/metrics``) binds ``127.0.0.1`` unless a host is configured. Endpoints
+that return or write per-user data (the dashboard's user lookup, the worker's
+``/aggregates/users/{id}``, the export API) answer ``401`` unless the request carries
+``Authorization: Bearer <token>`` with the configured ``BRAINSTREAM_API_TOKEN``; without a
+token they are served on a loopback address only, and a server bound beyond loopback without
+one refuses to start (:func:`require_token_beyond_loopback`). ``/metrics`` and ``/health``
+stay open: they carry counts, never a user.
+
+The token is passed in by the composition root (``brainstream/``); this module only compares.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from pydantic import SecretStr
+
+__all__ = [
+    "TOKEN_SETTING",
+    "ExposedWithoutToken",
+    "authorized",
+    "is_loopback",
+    "require_token_beyond_loopback",
+]
+
+TOKEN_SETTING = "BRAINSTREAM_API_TOKEN"
+"""The environment variable holding the shared bearer token."""
+
+LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+
+
+class ExposedWithoutToken(RuntimeError):
+    """A server holding per-user data was asked to listen beyond loopback with no token."""
+
+    def __init__(self, server: str, host: str) -> None:
+        super().__init__(
+            f"{server}: refusing to listen on {host!r} (beyond loopback) without a token: "
+            f"set {TOKEN_SETTING}, or listen on 127.0.0.1"
+        )
+        self.server, self.host = server, host
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) accepts connections from this machine
+    only. ``0.0.0.0``, ``::``, ``""`` and any other name or address count as beyond."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback  # ::ffff:127.0.0.1, as the JVM reports it
+    return address.is_loopback
+
+
+def require_token_beyond_loopback(server: str, host: str, token: SecretStr | None) -> None:
+    """Raise :class:`ExposedWithoutToken` when ``host`` is beyond loopback and no (non-empty)
+    token is configured."""
+    if not is_loopback(host) and not _value(token):
+        raise ExposedWithoutToken(server, host)
+
+
+def authorized(header: str | None, token: SecretStr | None) -> bool:
+    """Whether a request whose ``Authorization`` header is ``header`` may read per-user data.
+
+    With no token configured the server runs on loopback (see
+    :func:`require_token_beyond_loopback`) and every local request is let in. With one, the
+    header must be ``Bearer <token>`` (scheme case-insensitive), compared in constant time."""
+    expected = _value(token)
+    if not expected:
+        return True
+    if header is None:
+        return False
+    scheme, _, presented = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(presented.strip().encode(), expected.encode())
+
+
+def _value(token: SecretStr | None) -> str:
+    return token.get_secret_value() if token is not None else ""
