@@ -10,7 +10,7 @@ from schemas.config import KafkaSettings, TopicSettings
 
 
 def topic_specs(topics: TopicSettings) -> list[NewTopic]:
-    rf = topics.replication_factor
+    rf = -1 if topics.replication_factor is None else topics.replication_factor  # -1: broker's
     retention = {
         "retention.ms": str(topics.events_retention_ms),
         "segment.ms": str(topics.segment_ms),

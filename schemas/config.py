@@ -66,7 +66,9 @@ class TopicSettings(BaseSettings):
     topic, so a deployment (or a test) that renames ``events`` gets a matching one."""
     erasures: str = topics.ERASURES
     events_partitions: int = Field(default=12, ge=1, le=10_000)
-    replication_factor: int = Field(default=1, ge=1, le=10)
+    replication_factor: int | None = Field(default=None, ge=1, le=10)
+    """Unset: the cluster's ``default.replication.factor`` (and its ``min.insync.replicas``):
+    ``brainstream dev up`` makes them 1/1 on one broker, 3/2 on three."""
     events_retention_days: int = Field(default=90, ge=1)
     """How long the log keeps events (the seed's 90 days); ``-1``-style infinity is not offered."""
     segment_ms: int = Field(default=6 * 3600 * 1000, ge=60_000, le=86_400_000)

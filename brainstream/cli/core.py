@@ -34,19 +34,47 @@ def env_lines(kafka_bootstrap: str, postgres_dsn: str) -> list[str]:
 def dev_up(
     dev_dir: Path | None = typer.Option(None, help="Data dir (default ./.brainstream)."),
     env_file: Path | None = typer.Option(None, help="Also write the settings to this file."),
+    brokers: int | None = typer.Option(
+        None, help="Kafka nodes of a new dev dir: 1 (default) or 3 (replication factor 3)."
+    ),
+    secure: bool | None = typer.Option(
+        None,
+        "--secure/--plaintext",
+        help="A new dev dir's profile: TLS + SCRAM-SHA-512 + ACLs, least-privilege roles.",
+    ),
 ) -> None:
     """Start Kafka and Postgres (idempotent), create topics, run migrations, print settings."""
     from brainstream import dev
+    from brainstream.dev import secure as profile
     from brainstream.migrate import migrate
     from brainstream.topics import ensure_topics
 
-    services = dev.up(dev_dir, log=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    if brokers not in (None, 1, 3):
+        raise typer.BadParameter("1 or 3", param_hint="--brokers")
+    try:
+        services = dev.up(
+            dev_dir,
+            log=lambda msg: console.print(f"[dim]{msg}[/dim]"),
+            brokers=brokers,
+            secure_profile=secure,
+        )
+    except dev.ShapeMismatch as exc:
+        raise typer.BadParameter(str(exc), param_hint="--brokers/--secure") from None
     settings = Settings()
     settings.kafka.bootstrap_servers = services.kafka_bootstrap
+    if services.secure:  # the operator's principal creates the topics
+        settings.kafka = profile.kafka_settings(
+            services.dev_dir, services.kafka_bootstrap, profile.ADMIN
+        )
     created = ensure_topics(settings.kafka, settings.topics)
     applied = migrate(services.postgres_dsn, settings.postgres.db_schema)
     console.print(f"topics created: {created or 'none (all present)'}")
     console.print(f"migrations applied: {[m.version for m in applied] or 'none (up to date)'}")
+    if services.secure:
+        console.print("per-principal settings (secrets inside, mode 0600):")
+        for principal in (profile.ADMIN, *profile.PRINCIPALS):
+            typer.echo(f"  {principal}: set -a; . {profile.env_file(services.dev_dir, principal)}")
+        return
     lines = env_lines(services.kafka_bootstrap, services.postgres_dsn)
     if env_file is not None:
         env_file.write_text("\n".join(lines) + "\n")
@@ -70,7 +98,10 @@ def dev_status(dev_dir: Path | None = typer.Option(None)) -> None:
     state = dev.status(dev_dir)
     healthy = True
     for name, info in state.items():
+        nodes = info.pop("nodes", []) if isinstance(info, dict) else []
         console.print(f"{name}: {info}")
+        for node in nodes:
+            console.print(f"  node {node['node_id']}: {node}")
         if isinstance(info, dict) and not info.get("running"):
             healthy = False
     raise typer.Exit(0 if healthy else 1)

@@ -1,15 +1,21 @@
-"""A single-node Kafka (KRaft, broker and controller in one JVM) run from Maven Central jars.
+"""Kafka nodes (KRaft, broker and controller in one JVM each) run from Maven Central jars.
+
+One node is a cluster of its own (a standalone controller quorum, replication factor 1); three
+nodes form a cluster with a static three-voter quorum (any one node may die), replication
+factor 3 and ``min.insync.replicas=2`` as broker defaults (the topics take them).
 
 Cached once per machine: ``<cache dir>/kafka-<KAFKA_VERSION>/libs/*.jar``, resolved by Maven
 from ``kafka-runtime.xml`` (Maven keeps its own downloads in ``~/.m2``); the ``.complete``
 marker lists the jars and is written last, so a broken download is redone.
-Per dev dir, under ``kafka/``: ``server.properties``, ``data/`` (log.dirs, formatted once),
-``logs/server.log`` (log4j), ``kafka.out`` (JVM stdout/stderr), ``kafka.pid``.
+Per node, under ``kafka/`` (node 1) or ``kafka-<id>/``: ``server.properties``, ``data/``
+(log.dirs, formatted once), ``logs/server.log`` (log4j), ``kafka.out`` (JVM stdout/stderr),
+``kafka.pid`` and ``ready.json`` (how long its last start took).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import signal
@@ -22,6 +28,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -30,9 +37,10 @@ KAFKA_VERSION = "4.3.1"
 _POM = Path(__file__).with_name("kafka-runtime.xml")
 _LOG4J = Path(__file__).with_name("log4j2.yaml")
 _MARKER = ".complete"
+_HEAP = {1: ("-Xms256m", "-Xmx512m")}
+_CLUSTER_HEAP = ("-Xms128m", "-Xmx384m")
+"""Per node of a multi-node cluster: three JVMs share the 2-core, few-GB machines of the team."""
 _JVM_OPTIONS = (
-    "-Xms256m",
-    "-Xmx512m",
     "-XX:+UseG1GC",
     "-XX:MaxGCPauseMillis=20",
     "-Djava.awt.headless=true",
@@ -44,14 +52,46 @@ class KafkaServiceError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Security:
+    """The secure profile of a node: SASL_SSL (SCRAM-SHA-512) for clients, mutual TLS between
+    nodes, ACLs under KRaft's StandardAuthorizer (see :mod:`brainstream.dev.secure`)."""
+
+    internal_port: int
+    """Inter-broker listener (SSL, client certificate required)."""
+    ca: Path
+    keystore: Path
+    """PEM: the broker key and certificate chain."""
+
+
+@dataclass(frozen=True)
 class KafkaNode:
     home: Path
     port: int
     controller_port: int
+    node_id: int = 1
+    voters: tuple[tuple[int, int], ...] = ()
+    """(node id, controller port) of every controller of the cluster; empty: this node alone."""
+    security: Security | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def admin_bootstrap(self) -> str:
+        """Where the dev tooling reaches this node: the client listener, or the inter-broker
+        one (mutual TLS as ``User:broker``) in the secure profile."""
+        if self.security is None:
+            return self.bootstrap
+        return f"127.0.0.1:{self.security.internal_port}"
+
+    @property
+    def cluster_size(self) -> int:
+        return max(1, len(self.voters))
+
+    @property
+    def ready_file(self) -> Path:
+        return self.home / "ready.json"
 
     @property
     def properties(self) -> Path:
@@ -78,26 +118,35 @@ class KafkaNode:
         return self.home / "kafka.pid"
 
 
+def replication(cluster_size: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) for a cluster of ``cluster_size`` brokers:
+    3 and 2 from three brokers on (one broker may be down and ``acks=all`` still succeeds),
+    else every broker and 1."""
+    if cluster_size >= 3:
+        return 3, 2
+    return cluster_size, 1
+
+
 def server_properties(node: KafkaNode) -> str:
+    rf, min_isr = (str(n) for n in replication(node.cluster_size))
     settings = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.bootstrap.servers": f"127.0.0.1:{node.controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
-        "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "inter.broker.listener.name": "PLAINTEXT",
+        "node.id": str(node.node_id),
+        **_quorum(node),
+        **_listeners(node),
         "log.dirs": str(node.data_dir),
         "num.partitions": "1",
         "auto.create.topics.enable": "false",
-        "offsets.topic.replication.factor": "1",
+        # Topics created without a replication factor (brainstream's, by default) take these.
+        "default.replication.factor": rf,
+        "min.insync.replicas": min_isr,
+        "offsets.topic.replication.factor": rf,
         "offsets.topic.num.partitions": "10",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": rf,
+        "transaction.state.log.min.isr": min_isr,
         "transaction.state.log.num.partitions": "10",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": rf,
+        "share.coordinator.state.topic.min.isr": min_isr,
         "group.initial.rebalance.delay.ms": "0",
         # Small segments and a 32 MB cleaner buffer (default 128 MB) fit the 512 MB heap and
         # the many short-lived topics of a test run.
@@ -111,6 +160,52 @@ def server_properties(node: KafkaNode) -> str:
         "broker.session.timeout.ms": "4000",
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def _quorum(node: KafkaNode) -> dict[str, str]:
+    if len(node.voters) <= 1:
+        return {"controller.quorum.bootstrap.servers": f"127.0.0.1:{node.controller_port}"}
+    voters = ",".join(f"{nid}@127.0.0.1:{port}" for nid, port in node.voters)
+    return {"controller.quorum.voters": voters}
+
+
+def _listeners(node: KafkaNode) -> dict[str, str]:
+    controller = f"CONTROLLER://127.0.0.1:{node.controller_port}"
+    sec = node.security
+    if sec is None:
+        return {
+            "listeners": f"PLAINTEXT://127.0.0.1:{node.port},{controller}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+        }
+    internal = f"INTERNAL://127.0.0.1:{sec.internal_port}"
+    return {
+        "listeners": f"SASL_SSL://127.0.0.1:{node.port},{internal},{controller}",
+        "advertised.listeners": f"SASL_SSL://127.0.0.1:{node.port},{internal}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,INTERNAL:SSL,CONTROLLER:SSL",
+        "inter.broker.listener.name": "INTERNAL",
+        # TLS everywhere; between nodes each side shows the broker certificate (mutual TLS).
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(sec.keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(sec.ca),
+        "listener.name.internal.ssl.client.auth": "required",
+        "listener.name.controller.ssl.client.auth": "required",
+        "ssl.principal.mapping.rules": "RULE:^CN=([^,]+)$/$1/,DEFAULT",
+        # Clients: SCRAM-SHA-512 only (credentials live in the cluster metadata).
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "listener.name.sasl_ssl.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        ),
+        # Deny by default; only the nodes themselves and the operator are super users.
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": "User:broker;User:admin",
+    }
 
 
 def resolve_jars(cache_dir: Path, log: Callable[[str], None]) -> Path:
@@ -147,20 +242,26 @@ def is_complete(libs: Path) -> bool:
     return bool(jars) and all((libs / jar).is_file() for jar in jars)
 
 
-def spawn(node: KafkaNode, libs: Path) -> int:
-    """Start the broker detached (its own session) and return its pid, without waiting."""
+def spawn(node: KafkaNode, libs: Path, cluster_id: str | None = None) -> int:
+    """Start the node detached (its own session) and return its pid, without waiting.
+
+    ``cluster_id``: the id every node of a cluster is formatted with (a new one when
+    ``None``, for a node of its own)."""
     for directory in (node.home, node.log_dir):
         directory.mkdir(parents=True, exist_ok=True)
     node.properties.write_text(server_properties(node))
     java = [_java(), f"-Dlog4j2.configurationFile={_LOG4J}", f"-Dkafka.logs.dir={node.log_dir}"]
     java += [f"-XX:ErrorFile={node.home}/hs_err_pid%p.log", "-cp", f"{libs}/*"]
     if not (node.data_dir / "meta.properties").exists():
-        cluster = ["-t", _cluster_id(), "-c", str(node.properties)]
+        cluster = ["-t", cluster_id or new_cluster_id(), "-c", str(node.properties)]
+        standalone = ["--standalone"] if len(node.voters) <= 1 else []
         _run(
-            [*java, "kafka.tools.StorageTool", "format", "--standalone", *cluster],
+            [*java, "kafka.tools.StorageTool", "format", *standalone, *cluster],
             "formatting the Kafka storage failed",
         )
-    argv = [java[0], *_JVM_OPTIONS, *java[1:], "kafka.Kafka", str(node.properties)]
+    heap = _HEAP.get(node.cluster_size, _CLUSTER_HEAP)
+    argv = [java[0], *heap, *_JVM_OPTIONS, *java[1:], "kafka.Kafka", str(node.properties)]
+    node.ready_file.unlink(missing_ok=True)
     with node.out_file.open("ab") as out:
         pid = os.posix_spawn(
             argv[0],
@@ -192,32 +293,67 @@ def _inherited_fds() -> list[int]:
     return fds
 
 
-def wait_ready(node: KafkaNode, pid: int, timeout: float = 90.0) -> None:
+def wait_ready(
+    node: KafkaNode,
+    pid: int,
+    timeout: float = 90.0,
+    conf: dict[str, Any] | None = None,
+    *,
+    since: float | None = None,
+) -> float:
+    """Wait until the node answers (with client configuration ``conf``); returns the seconds
+    since ``since`` (a ``time.monotonic()`` reading, default now) and records them in
+    ``ready.json``."""
+    started = time.monotonic() if since is None else since
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process_alive(pid):
             raise KafkaServiceError(
                 f"Kafka exited while starting; see {node.log_file} and {node.out_file}"
             )
-        if answers(node.bootstrap):
-            return
+        if answers(node.admin_bootstrap, conf):
+            seconds = round(time.monotonic() - started, 2)
+            node.ready_file.write_text(json.dumps({"pid": pid, "startup_seconds": seconds}))
+            return seconds
         time.sleep(0.2)
     raise KafkaServiceError(
         f"Kafka did not answer on {node.bootstrap} within {timeout:.0f} s; see {node.log_file}"
     )
 
 
-def answers(bootstrap: str) -> bool:
-    host, port = bootstrap.rsplit(":", 1)
+def answers(bootstrap: str, conf: dict[str, Any] | None = None) -> bool:
+    """Whether the broker(s) at ``bootstrap`` answer a metadata request; ``conf``: the client
+    settings it takes (security), without ``bootstrap.servers``."""
+    host, port = bootstrap.split(",")[0].rsplit(":", 1)
     try:  # a cheap probe first: librdkafka logs every refused connection to stderr
         socket.create_connection((host, int(port)), timeout=1).close()
     except OSError:
         return False
     try:
-        AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=5)
+        AdminClient({**(conf or {}), "bootstrap.servers": bootstrap}).list_topics(timeout=5)
     except KafkaException:
         return False
     return True
+
+
+def startup_seconds(node: KafkaNode, pid: int | None) -> float | None:
+    """How long the running node took to answer after it was spawned (``None``: unknown)."""
+    try:
+        ready = json.loads(node.ready_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return float(ready["startup_seconds"]) if ready.get("pid") == pid else None
+
+
+def controller_leader(node: KafkaNode) -> int | None:
+    """The node id of the active controller as this node last knew it (KRaft's
+    ``quorum-state`` file), ``None`` when unknown."""
+    try:
+        state = json.loads((node.data_dir / "__cluster_metadata-0" / "quorum-state").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    leader = state.get("leaderId", -1)
+    return int(leader) if isinstance(leader, int) and leader >= 0 else None
 
 
 def running_pid(node: KafkaNode) -> int | None:
@@ -271,7 +407,7 @@ def _wait_exit(pid: int, timeout: float) -> bool:
     return True
 
 
-def _cluster_id() -> str:
+def new_cluster_id() -> str:
     """A random Kafka ``Uuid`` string, as ``StorageTool random-uuid`` makes (without a JVM)."""
     while True:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")

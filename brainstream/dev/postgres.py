@@ -71,6 +71,20 @@ def server_conf(node: PostgresNode) -> str:
 
 
 _HBA = "local all all trust\nhost all all 127.0.0.1/32 trust\n"
+_HBA_PASSWORDS = "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+"""The secure profile: every TCP connection authenticates (SCRAM); the Unix socket lives in the
+data dir, which only the cluster's OS user may enter."""
+
+
+def require_passwords(node: PostgresNode) -> None:
+    """Make TCP connections authenticate with their role's password (``scram-sha-256``) and
+    reload the running cluster; idempotent."""
+    hba = node.data_dir / "pg_hba.conf"
+    if hba.read_text() == _HBA_PASSWORDS:
+        return
+    _write_owned(hba, _HBA_PASSWORDS, _os_user())
+    with psycopg.connect(node.dsn, autocommit=True, connect_timeout=5) as conn:
+        conn.execute("SELECT pg_reload_conf()")
 
 
 def start(node: PostgresNode, log: Callable[[str], None]) -> None:
