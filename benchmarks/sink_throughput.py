@@ -231,6 +231,56 @@ def db_path(conninfo: str, n: int, batch: int) -> float:
     return n / elapsed
 
 
+# -- the forwarding step alone (sinks.forward), rows pre-decoded -------------------------------
+def forward_path(kafka: KafkaSettings, topic: str, n: int, batch: int) -> dict[str, float]:
+    """Build the accepted batches of each sink batch (rows spread over the partitions) and
+    produce them with the sink's ``Forwarder`` until acked: the forwarding's own cost."""
+    import threading as _threading
+
+    from sinks.config import SinkConfig
+    from sinks.forward import Forwarder, accepted_batches, offset_ranges
+    from sinks.records import split
+
+    records = (
+        Message(
+            topic="t",
+            partition=i % PARTITIONS,
+            offset=i // PARTITIONS,
+            key=k,
+            value=v,
+            timestamp=(TIMESTAMP_CREATE_TIME, int(r[1].timestamp() * 1000)),
+        )
+        for i, (k, v, r) in enumerate(events(n))
+    )
+    forwarder = Forwarder(kafka.librdkafka(), topic)
+    stop = _threading.Event()
+    elapsed, sends = 0.0, 0
+    try:
+        while chunk := [r for _, r in zip(range(batch), records, strict=False)]:
+            rows, _rejected = split(chunk, SinkConfig())
+            started = time.perf_counter()
+            forwarder.send(accepted_batches("t", offset_ranges(chunk), rows), stop)
+            elapsed += time.perf_counter() - started
+            sends += 1
+    finally:
+        forwarder.close()
+    return {
+        "forward_events_per_s": n / elapsed,
+        "forward_ms_per_batch": 1000 * elapsed / sends,
+        "forward_records": forwarder.records,
+        "forward_bytes_per_event": forwarder.bytes / n,
+    }
+
+
+def forward_alone(kafka: KafkaSettings, n: int) -> dict[str, float]:
+    scratch = topic_settings()
+    ensure_topics(kafka, scratch)
+    try:
+        return forward_path(kafka, scratch.accepted, n, SINK_BATCH)
+    finally:
+        delete_topics(kafka, [scratch.events, scratch.dlq, scratch.accepted, scratch.erasures])
+
+
 # -- the sink as a subprocess -------------------------------------------------------------------
 def sink_env(kafka: KafkaSettings, dsn: str, schema: str, topics: TopicSettings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRAINSTREAM_")}
@@ -501,6 +551,7 @@ def main() -> None:
         limit_bytes = on_disk_bytes(limit_conninfo)
         db_only = db_path(db_conninfo, n, SINK_BATCH)  # the sink's write path, rows pre-decoded
         drop_schema(dsn, db_schema)
+        forward = forward_alone(kafka, n)  # and its forwarding step
         sink = sink_rate(
             kafka, dsn, sink_conninfo, sink_schema, topics, n, logs / "sink_throughput.sink.log"
         )
@@ -531,6 +582,10 @@ def main() -> None:
         **{k: round(v, 4) for k, v in sink.items()},
         "db_path_events_per_s": round(db_only, 1),
         "db_path_ratio": round(db_only / limit, 4),
+        **{k: round(v, 4) for k, v in forward.items()},
+        "forward_share_of_sink_time": round(
+            sink["sink_events_per_s"] / forward["forward_events_per_s"], 4
+        ),
         "bytes_per_event_sink": round(per_event, 1),
         "bytes_per_event_copy_limit": round(limit_bytes / n, 1),
         "bytes_per_event_target": BYTES_TARGET,
@@ -550,7 +605,8 @@ def main() -> None:
     write_result(result)
     print(
         f"sink_throughput: {sink['sink_events_per_s']:,.0f} ev/s vs COPY limit {limit:,.0f} ev/s"
-        f" = {ratio:.2f}x (target {TARGET}x; its DB path alone {db_only / limit:.2f}x);"
+        f" = {ratio:.2f}x (target {TARGET}x; its DB path alone {db_only / limit:.2f}x;"
+        f" forwarding alone {forward['forward_ms_per_batch']:.1f} ms per batch);"
         f" {per_event:.0f} B/event (target {BYTES_TARGET});"
         f" e2e p50 {lat['latency_p50_s'] * 1000:.0f} ms p99 {lat['latency_p99_s'] * 1000:.0f} ms"
         f" at {lat['latency_rate_achieved']:,.0f} ev/s (target p99 {P99_TARGET_S} s)"

@@ -1,4 +1,5 @@
-"""Batch bookkeeping (pure): which offsets a processed batch lets the consumer commit.
+"""Batch bookkeeping (pure): the offsets a processed batch covers (forwarded as its range,
+committed as one past its last).
 
 confluent-kafka types a message's topic, partition and offset as optional (a ``Message`` built
 by hand may lack them); a consumed record always has all three."""
@@ -12,15 +13,15 @@ from confluent_kafka import Message
 TopicPartitionKey = tuple[str, int]
 
 
-def next_offsets(records: Iterable[Message]) -> dict[TopicPartitionKey, int]:
-    """The offset to commit per partition: one past the highest offset seen."""
-    result: dict[TopicPartitionKey, int] = {}
-    for r in records:
-        key: TopicPartitionKey = (r.topic(), r.partition())  # type: ignore[assignment]
-        offset: int = r.offset() + 1  # type: ignore[operator]
-        if offset > result.get(key, -1):
-            result[key] = offset
-    return result
+def offset_ranges(records: Iterable[Message]) -> dict[int, tuple[int, int]]:
+    """Per source partition, the (first, last) offset of ``records`` (inclusive)."""
+    ranges: dict[int, tuple[int, int]] = {}
+    for record in records:
+        partition: int = record.partition()  # type: ignore[assignment]  # set when consumed
+        offset: int = record.offset()  # type: ignore[assignment]
+        lo, hi = ranges.get(partition, (offset, offset))
+        ranges[partition] = (min(lo, offset), max(hi, offset))
+    return ranges
 
 
 def without_partitions(records: list[Message], revoked: set[TopicPartitionKey]) -> list[Message]:

@@ -28,9 +28,10 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from schemas.accepted import AcceptedBatch, encode_batch
+from schemas.errors import BrainstreamError
 from sinks.backoff import Backoff
 from sinks.records import Row
 
@@ -57,19 +58,21 @@ def accepted_batches(
 
     A partition that accepted nothing still gets its (empty) batch: a consumer's fence moves
     past the range. Raises ``ValueError`` for an accepted row outside its partition's range.
+    Hot path (once per sink batch, ~1 µs per event): no per-row checks beyond the grouping.
     """
     by_partition: dict[int, list[Row]] = {p: [] for p in ranges}
-    for row in accepted:
-        first, last = ranges.get(row.kafka_partition, (0, -1))
-        if not first <= row.kafka_offset <= last:
-            raise ValueError(
-                f"accepted row at {row.kafka_partition}@{row.kafka_offset} outside the batch"
-            )
-        by_partition[row.kafka_partition].append(row)
+    try:
+        for row in accepted:
+            by_partition[row.kafka_partition].append(row)
+    except KeyError as exc:
+        raise ValueError(f"accepted row of partition {exc.args[0]} outside the batch") from None
     batches = []
     for partition in sorted(ranges):
         first, last = ranges[partition]
-        rows = sorted(by_partition[partition], key=_offset)
+        rows = by_partition[partition]
+        rows.sort(key=_offset)  # already in order on the sink's paths: a linear check
+        if rows and not first <= rows[0].kafka_offset <= rows[-1].kafka_offset <= last:
+            raise ValueError(f"accepted row of partition {partition} outside the batch")
         batches.append(
             AcceptedBatch(
                 topic,
@@ -79,7 +82,7 @@ def accepted_batches(
                 [r.kafka_offset for r in rows],
                 [r.event_type for r in rows],
                 [r.user_id for r in rows],
-                [epoch_us(r.occurred_at) for r in rows],
+                [(r.occurred_at - _EPOCH) // _US for r in rows],
                 [r.schema_version for r in rows],
             )
         )
@@ -118,17 +121,6 @@ def _slice(batch: AcceptedBatch, lo: int, hi: int, first: int, last: int) -> Acc
         batch.occurred_at_us[lo:hi],
         batch.schema_versions[lo:hi],
     )
-
-
-def offset_ranges(records: Iterable[Message]) -> dict[int, tuple[int, int]]:
-    """Per source partition, the (first, last) offset of ``records`` (inclusive)."""
-    ranges: dict[int, tuple[int, int]] = {}
-    for record in records:
-        partition: int = record.partition()  # type: ignore[assignment]  # set when consumed
-        offset: int = record.offset()  # type: ignore[assignment]
-        lo, hi = ranges.get(partition, (offset, offset))
-        ranges[partition] = (min(lo, offset), max(hi, offset))
-    return ranges
 
 
 _STOP_GRACE_SECONDS = 10
@@ -257,6 +249,6 @@ class Forwarder:
         self._producer.flush(10.0)
 
 
-class ForwardError(RuntimeError):
+class ForwardError(BrainstreamError):
     """The accepted stream cannot be produced to (a fatal producer error, a missing topic or
     partition); the sink stops without committing the batch's offsets."""

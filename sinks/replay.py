@@ -7,6 +7,11 @@ sink already wrote, inserts nothing new. Records that fail to decode are counted
 dead-lettered again (the live sink dead-lettered them when they first arrived). Give it a
 reader made with ``skip_deleted=True`` to carry on past records that retention deletes while
 the replay runs (they are counted in ``skipped``).
+
+Given a reader of the sink's accepted stream (``accepted``, what the CLI passes), only the
+records the live sink stored are written (:mod:`sinks.export.accepted`): a replay into an
+emptied table over any range then stores the very rows the sink stored, with the same
+lineage, and never a later duplicate of an event whose first copy lies before the range.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from sinks.config import SinkConfig
+from sinks.export.accepted import Accepted, load_accepted
 from sinks.export.config import LogRange
 from sinks.export.progress import NoProgress, Progress
 from sinks.export.ranges import PartitionRange
@@ -36,6 +42,8 @@ class ReplayResult:
     """Undecodable or refused by the database; the live sink dead-lettered them."""
     skipped: int = 0
     """Records deleted from the log (retention) before they could be read."""
+    not_accepted: int = 0
+    """Left out because the live sink did not store them (``accepted`` given)."""
 
     def add(self, written: WriteResult, rejected: int) -> None:
         self.inserted += written.inserted
@@ -50,18 +58,24 @@ def replay_to_raw(
     conninfo: str,
     sink_config: SinkConfig | None = None,
     *,
+    accepted: LogReader | None = None,
     progress: Progress | None = None,
 ) -> ReplayResult:
+    """Raises :class:`~sinks.export.accepted.RangeUnsettled` (``accepted`` given) when the
+    live sink has not processed the whole range."""
     config = sink_config or SinkConfig()
     progress = progress or NoProgress()
     result = ReplayResult(ranges=plan(reader, log_range))
+    kept = None
+    if accepted is not None:
+        kept = load_accepted(accepted, result.ranges, reader.stall_seconds)
     skipped_before = reader.skipped
     progress.start(sum(r.size for r in result.ranges))
     try:
         with psycopg.connect(conninfo) as conn:
             prepare(conn)
             for prange in result.ranges:
-                _replay_partition(reader, prange, conn, config, result, progress)
+                _replay_partition(reader, prange, conn, config, result, progress, kept)
     finally:
         progress.close()
     result.skipped = reader.skipped - skipped_before
@@ -75,13 +89,18 @@ def _replay_partition(
     config: SinkConfig,
     result: ReplayResult,
     progress: Progress,
+    kept: Accepted | None,
 ) -> None:
     position = prange.start
-    for batch in reader.read(prange):
+    for records in reader.read(prange):
+        batch = records
+        if kept is not None:
+            batch = [m for m in records if kept.keep(prange.partition, m.offset())]
+            result.not_accepted += len(records) - len(batch)
         rows, rejected = split(batch, config)
-        result.read += len(batch)
+        result.read += len(records)
         result.add(write_batch(conn, rows), len(rejected))
-        next_position = batch[-1].offset() + 1
+        next_position = records[-1].offset() + 1
         progress.advance(next_position - position)
         position = next_position
     progress.advance(prange.end - position)

@@ -142,8 +142,8 @@ def export_run(
     console.print(
         f"{config.output_dir / manifest.name}: {manifest.exported} events exported of "
         f"{manifest.records_read} read (erased {excluded.erased}, filtered {excluded.filtered}, "
-        f"undecodable {excluded.undecodable}, not upcast {excluded.not_upcast}); "
-        f"content hash {manifest.content_hash}"
+        f"undecodable {excluded.undecodable}, not upcast {excluded.not_upcast}, "
+        f"not stored by the sink {excluded.not_accepted}); content hash {manifest.content_hash}"
     )
 
 
@@ -247,15 +247,36 @@ def replay(
 def _replay_raw(
     reader: LogReader, selected: LogRange, settings: Settings, progress: Progress
 ) -> None:
+    from confluent_kafka import Consumer
+
     from brainstream.settings_sink import SinkSettings
+    from sinks.export.api import GROUP_ID
+    from sinks.export.reader import LogReader, consumer_conf
     from sinks.replay import replay_to_raw
 
-    result = replay_to_raw(
-        reader, selected, settings.postgres.conninfo, SinkSettings(), progress=progress
-    )
+    config = ExportSettings()
+    side = Consumer(consumer_conf(settings.kafka.librdkafka(), GROUP_ID))
+    from sinks.export import ExportError
+
+    try:  # only what the live sink stored, unless BRAINSTREAM_EXPORT_SOURCE=log
+        accepted = LogReader(side, settings.topics.accepted, config)
+        result = replay_to_raw(
+            reader,
+            selected,
+            settings.postgres.conninfo,
+            SinkSettings(),
+            accepted=accepted if config.source == "accepted" else None,
+            progress=progress,
+        )
+    except ExportError as exc:
+        console.print(f"[red]replay failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        side.close()
     console.print(
         f"replayed {result.read} records: {result.inserted} inserted, {result.duplicates} "
         f"already present, {result.erased} erased, {result.rejected} rejected, "
+        f"{result.not_accepted} not stored by the sink, "
         f"{result.skipped} deleted by retention meanwhile"
     )
 

@@ -40,10 +40,16 @@ def export(
     *,
     progress: Progress | None = None,
 ) -> Manifest:
+    """Export ``request`` from ``topics.events``; with ``config.source == "accepted"`` (the
+    default) only what the raw sink stored, read from ``topics.accepted``."""
     erased = load_erased(kafka_conf, topics, conninfo, config)
     consumer = Consumer(consumer_conf(kafka_conf, GROUP_ID))
+    side = Consumer(consumer_conf(kafka_conf, GROUP_ID)) if config.source == "accepted" else None
     try:
         reader = LogReader(consumer, topics.events, config)
-        return run_export(request, config, reader, erased, progress=progress)
+        accepted = LogReader(side, topics.accepted, config) if side is not None else None
+        return run_export(request, config, reader, erased, accepted=accepted, progress=progress)
     finally:
         consumer.close()
+        if side is not None:
+            side.close()

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 Format = Literal["parquet", "jsonl"]
+Source = Literal["accepted", "log"]
 JsonlCompression = Literal["none", "gzip", "zstd"]
 ParquetCompression = Literal["zstd", "snappy", "gzip", "none"]
 
@@ -34,6 +35,11 @@ class ExportConfig(BaseModel):
     stall_seconds: float = Field(default=60.0, gt=0)
     """Fail a partition that delivers nothing for this long before its end offset."""
     kafka_timeout_seconds: float = Field(default=30.0, gt=0)
+    source: Source = "accepted"
+    """``accepted``: only what the raw sink stored, read from its accepted stream (no event
+    twice, nothing it refused; the range must be settled by the sink, see
+    :mod:`sinks.export.accepted`). ``log``: every decodable record of the range, duplicates and
+    records the sink refused included (for inspecting the log itself)."""
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8088, ge=0, le=65_535)
 

@@ -65,3 +65,16 @@ class TopicMissing(ExportError):
     def __init__(self, topic: str) -> None:
         super().__init__(f"topic {topic!r} does not exist or has no partitions")
         self.topic = topic
+
+
+class RangeUnsettled(ExportError):
+    """Part of a range is not (yet) covered by the sink's accepted stream."""
+
+    def __init__(self, partition: int, start: int, end: int, settled: tuple[int, int] | None):
+        where = "nothing" if settled is None else f"offsets {settled[0]}..{settled[1] - 1}"
+        super().__init__(
+            f"partition {partition}: offsets {start}..{end - 1} are not all settled by the sink"
+            f" (its accepted stream covers {where}); is the sink running and caught up?"
+        )
+        self.partition = partition
+        self.settled = settled

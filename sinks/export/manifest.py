@@ -47,6 +47,9 @@ class Excluded(BaseModel):
     filtered: int
     not_upcast: int = 0
     """Decoded, but an upcaster failed on them (their rule is logged; fix it and re-export)."""
+    not_accepted: int = 0
+    """Records the raw sink did not store (a later duplicate, refused, erased), left out when
+    the export reads its accepted stream (``source = accepted``)."""
 
 
 class TypeShape(BaseModel):

@@ -61,6 +61,7 @@ def build_manifest(
             undecodable=tally.outcomes[Outcome.UNDECODABLE],
             filtered=tally.outcomes[Outcome.FILTERED],
             not_upcast=tally.outcomes[Outcome.NOT_UPCAST],
+            not_accepted=tally.outcomes[Outcome.NOT_ACCEPTED],
         ),
         counts_by_type=tally.counts_by_type(),
         schema_versions=tally.schema_versions(),
@@ -107,4 +108,5 @@ def _options(request: ExportRequest, config: ExportConfig) -> dict[str, str | in
         "parquet_compression_level": config.parquet_compression_level,
         "jsonl_compression": request.jsonl_compression,
         "zstd_level": config.zstd_level,
+        "source": config.source,
     }

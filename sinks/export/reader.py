@@ -64,6 +64,11 @@ class LogReader:
         self.skipped = 0
         """Records of planned ranges deleted before they were read (``skip_deleted`` only)."""
 
+    @property
+    def stall_seconds(self) -> float:
+        """How long a read may deliver nothing before it fails (``ExportConfig``)."""
+        return self._config.stall_seconds
+
     def partitions(self) -> list[int]:
         meta = self._consumer.list_topics(self.topic, timeout=self._config.kafka_timeout_seconds)
         info = meta.topics.get(self.topic)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
+from sinks.export.accepted import Accepted, load_accepted
 from sinks.export.config import ExportConfig, ExportRequest, Format
 from sinks.export.dataset import DatasetDir
 from sinks.export.errors import PseudonymKeyMissing
@@ -46,11 +47,17 @@ def run_export(
     reader: LogReader,
     erased: Set[str],
     *,
+    accepted: LogReader | None = None,
     progress: Progress | None = None,
     clock: Clock = lambda: datetime.now(UTC),
 ) -> Manifest:
+    """Export ``request``. With ``accepted`` (a reader of the sink's accepted stream) only the
+    records the raw sink stored are exported (:mod:`sinks.export.accepted`), else every
+    decodable record; the manifest's ``options.source`` says which."""
     pseudonymiser = _pseudonymiser(request, config)
+    config = config.model_copy(update={"source": "accepted" if accepted is not None else "log"})
     ranges = plan(reader, request.range)
+    kept = load_accepted(accepted, ranges, config.stall_seconds) if accepted is not None else None
     total = sum(r.size for r in ranges)
     dataset = DatasetDir(config.output_dir, request.name, overwrite=request.overwrite)
     dataset.open()
@@ -60,7 +67,9 @@ def run_export(
         outputs = _open_writers(request, config, dataset)
         progress.start(total)
         spec = _spec(request, erased, pseudonymiser)
-        tally = _copy(reader, ranges, spec, outputs, progress, workers=_workers(config, total))
+        tally = _copy(
+            reader, ranges, spec, outputs, progress, workers=_workers(config, total), kept=kept
+        )
         for output in outputs:
             output.writer.close()
         files = [_describe(o, tally) for o in outputs]
@@ -87,11 +96,12 @@ def _copy(
     progress: Progress,
     *,
     workers: int,
+    kept: Accepted | None = None,
 ) -> Tally:
     tally = Tally()
     positions = {r.partition: r.start for r in ranges}
     pool = ShapePool(spec, workers)
-    source = tasks(reader, ranges)
+    source = tasks(reader, ranges, kept)
     results = pool.map(source)
     try:
         for shaped in results:
@@ -109,12 +119,16 @@ def _copy(
     return tally
 
 
-def tasks(reader: LogReader, ranges: list[PartitionRange]) -> Generator[Task, None, None]:
-    """The records of every range, in export order, as batches detached from the consumer."""
+def tasks(
+    reader: LogReader, ranges: list[PartitionRange], kept: Accepted | None = None
+) -> Generator[Task, None, None]:
+    """The records of every range, in export order, as batches detached from the consumer
+    (marked with what the sink accepted when ``kept`` is given)."""
     for prange in ranges:
         for batch in reader.read(prange):
             offsets = [msg.offset() for msg in batch]
-            yield Task(prange.partition, offsets, [msg.value() for msg in batch])
+            mask = kept.mask(prange.partition, offsets) if kept is not None else None
+            yield Task(prange.partition, offsets, [msg.value() for msg in batch], mask)
 
 
 def _spec(

@@ -16,6 +16,8 @@ class Outcome(StrEnum):
     UNDECODABLE = "undecodable"
     NOT_UPCAST = "not_upcast"
     """Decoded, but the upcaster chain to the latest version failed (a bug in an upcaster)."""
+    NOT_ACCEPTED = "not_accepted"
+    """Not forwarded by the raw sink: a later duplicate, refused, or of an erased user."""
 
 
 class Selection:

@@ -41,6 +41,8 @@ class Task:
     partition: int
     offsets: list[int]
     values: list[bytes | None]
+    accepted: list[bool] | None = None
+    """Parallel to ``offsets``: whether the raw sink accepted the record (``None``: all)."""
 
 
 @dataclass(slots=True)
@@ -73,7 +75,11 @@ class Shaper:
     def shape(self, task: Task) -> Shaped:
         counts = Counts(read=len(task.values))
         columns: Columns = {name: [] for name in COLUMNS}
-        for offset, value in zip(task.offsets, task.values, strict=True):
+        mask = task.accepted
+        for i, (offset, value) in enumerate(zip(task.offsets, task.values, strict=True)):
+            if mask is not None and not mask[i]:
+                counts.outcomes[Outcome.NOT_ACCEPTED] += 1
+                continue
             try:
                 event = decode(value)
             except InvalidEvent:

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas.accepted import AcceptedBatch, decode_batch
+from sinks.batch import offset_ranges
 from sinks.config import SinkConfig
 from sinks.forward import (
     MAX_RECORD_BYTES,
     accepted_batches,
     chunked,
     epoch_us,
-    offset_ranges,
 )
 from sinks.records import Row, split
 from tests.fixtures.samples import sample_event

@@ -11,7 +11,7 @@ from confluent_kafka import Message
 from schemas import FieldError
 from schemas.topics import DLQ_PREFIX
 from sinks.backoff import Backoff
-from sinks.batch import next_offsets, without_partitions
+from sinks.batch import offset_ranges, without_partitions
 from sinks.config import RetentionConfig
 from sinks.dlq import DlqContext, dlq_headers
 from sinks.dlq_admin import dlq_info
@@ -63,9 +63,9 @@ def test_dlq_headers_carry_coordinates_stage_and_machine_readable_errors() -> No
     ]
 
 
-def test_next_offsets_is_one_past_the_highest_per_partition() -> None:
+def test_offset_ranges_span_the_lowest_to_the_highest_per_partition() -> None:
     records = [_rec(0, 5), _rec(1, 9), _rec(0, 7), _rec(0, 6)]
-    assert next_offsets(records) == {("t", 0): 8, ("t", 1): 10}
+    assert offset_ranges(records) == {0: (5, 7), 1: (9, 9)}
 
 
 def test_revoked_partitions_are_abandoned() -> None:

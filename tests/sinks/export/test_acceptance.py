@@ -79,7 +79,7 @@ FROM analytics_events
 def test_200k_export_equals_analytics_events_in_both_formats(
     kafka_settings: KafkaSettings, big_topics: TopicSettings, pg_schema: PgSchema, tmp_path: Path
 ) -> None:
-    config = ExportConfig(output_dir=tmp_path)
+    config = ExportConfig(output_dir=tmp_path, source="log")  # no sink ran: the log as it is
     with reader(kafka_settings, big_topics, config) as log_reader:
         replayed = replay_to_raw(log_reader, LogRange(), pg_schema.conninfo)
     assert replayed.read == replayed.inserted == EVENTS
@@ -124,7 +124,7 @@ from schemas.config import KafkaSettings, TopicSettings
 from sinks.export import ExportConfig, ExportRequest, export
 kafka = KafkaSettings(bootstrap_servers=sys.argv[1])
 topics = TopicSettings(events=sys.argv[2], erasures=sys.argv[3])
-config = ExportConfig(output_dir=sys.argv[4], row_group_rows=1_000, poll_batch=200)
+config = ExportConfig(output_dir=sys.argv[4], row_group_rows=1_000, poll_batch=200, source="log")
 request = ExportRequest(name="killed", formats=("parquet", "jsonl"))
 export(request, config, kafka.librdkafka(), topics, None)
 """
@@ -160,7 +160,7 @@ def test_sigkilled_export_leaves_no_dataset_that_looks_complete(
         pq.read_table(data)
 
     # The next export of that name starts over and completes.
-    config = ExportConfig(output_dir=tmp_path, row_group_rows=1_000)
+    config = ExportConfig(output_dir=tmp_path, row_group_rows=1_000, source="log")
     request = ExportRequest(name="killed", range=LogRange(end_offsets={0: 10, 1: 10, 2: 10}))
     manifest = export(request, config, kafka_settings.librdkafka(), big_topics, None)
     assert manifest.exported == 30

@@ -34,6 +34,7 @@ def _env(services: Services, topics: TopicSettings, pg: PgSchema, out: Path) -> 
         "BRAINSTREAM_TOPIC_ERASURES": topics.erasures,
         "BRAINSTREAM_EXPORT_OUTPUT_DIR": str(out),
         "BRAINSTREAM_EXPORT_PSEUDONYM_KEY": "cli-test-key",
+        "BRAINSTREAM_EXPORT_SOURCE": "log",  # no sink ran (the accepted source: test_accepted)
     }
 
 

@@ -55,7 +55,7 @@ def test_http_export_reports_status_and_manifest(
     kafka_settings: KafkaSettings, topics: TopicSettings, pg_schema: PgSchema, tmp_path: Path
 ) -> None:
     produce(kafka_settings, topics.events, events(500))
-    config = ExportConfig(output_dir=tmp_path)
+    config = ExportConfig(output_dir=tmp_path, source="log")  # no sink ran: the log as it is
 
     def runner(request: ExportRequest, progress: Progress) -> Manifest:
         conf = kafka_settings.librdkafka()
@@ -148,7 +148,7 @@ def test_replay_to_raw_is_idempotent_and_honours_erasure(
     produce_raw(kafka_settings, topics.events, [(b"k", b"garbage", [])])
     with psycopg.connect(pg_schema.conninfo, autocommit=True) as conn:
         conn.execute("INSERT INTO erased_users (user_id) VALUES ('user-5')")
-    config = ExportConfig(output_dir=tmp_path)
+    config = ExportConfig(output_dir=tmp_path, source="log")  # no sink ran: the log as it is
 
     with reader(kafka_settings, topics, config) as log_reader:
         first = replay_to_raw(log_reader, LogRange(), pg_schema.conninfo, SinkConfig())
