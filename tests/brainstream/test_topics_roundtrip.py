@@ -21,10 +21,14 @@ def test_topics_have_the_designed_shape(
     admin = AdminClient(kafka_settings.librdkafka())
     meta = admin.list_topics(timeout=10).topics
     assert len(meta[topics.events].partitions) == topics.events_partitions
-    resources = [ConfigResource("topic", topics.events), ConfigResource("topic", topics.erasures)]
+    assert len(meta[topics.accepted].partitions) == topics.events_partitions  # source's number
+    names = (topics.events, topics.accepted, topics.erasures)
+    resources = [ConfigResource("topic", name) for name in names]
     configs = {r.name: f.result(10) for r, f in admin.describe_configs(resources).items()}
-    assert int(configs[topics.events]["segment.ms"].value) <= 86_400_000
-    assert int(configs[topics.events]["retention.ms"].value) == topics.events_retention_ms
+    for name in (topics.events, topics.accepted):
+        assert int(configs[name]["segment.ms"].value) <= 86_400_000
+        assert int(configs[name]["retention.ms"].value) == topics.events_retention_ms
+        assert configs[name]["cleanup.policy"].value == "delete"
     assert configs[topics.erasures]["cleanup.policy"].value == "compact"
 
 

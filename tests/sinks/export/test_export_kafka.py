@@ -60,6 +60,7 @@ def run(
         row_group_rows=1_000,
         pseudonym_key=SecretStr("test-key-not-secret"),
         stall_seconds=20,
+        source="log",  # no sink ran: the log as it is (the accepted source: test_accepted.py)
     )
     req = ExportRequest.model_validate({"name": name, **request})
     return export(req, config, kafka.librdkafka(), topics, pg.conninfo)
@@ -163,6 +164,7 @@ def test_pseudonymised_export_holds_no_raw_user_id(
         parquet_compression="none",
         pseudonym_key=SecretStr("k1"),
         row_group_rows=1_000,
+        source="log",
     )
     request = ExportRequest(
         name="pseudo",
@@ -247,7 +249,7 @@ def test_records_deleted_after_planning_fail_the_export(
     kafka_settings: KafkaSettings, topics: TopicSettings, pg_schema: PgSchema, tmp_path: Path
 ) -> None:
     produce(kafka_settings, topics.events, events(300))
-    config = ExportConfig(output_dir=tmp_path)
+    config = ExportConfig(output_dir=tmp_path, source="log")
     request = ExportRequest(name="gone")
     hook = DeleteRecordsOnStart(kafka_settings, topics.events)
     with pytest.raises(RecordsGone) as caught:
