@@ -101,8 +101,18 @@ def compare(name: str, version: int, old: dict[str, Any], new: dict[str, Any]) -
     return problems
 
 
+class GateUnavailable(BrainstreamError):
+    """jsoncompat, the gate's verdict, is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__("the compatibility gate needs jsoncompat: pip install 'brainstream[dev]'")
+
+
 def _library_compatible(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    import jsoncompat
+    try:
+        import jsoncompat
+    except ImportError:
+        raise GateUnavailable() from None
 
     return bool(jsoncompat.check_compat(json.dumps(old), json.dumps(new), "deserializer"))
 

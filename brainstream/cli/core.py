@@ -138,11 +138,14 @@ def schemas_export(
     ),
 ) -> None:
     """Write the JSON Schema of every registered type and version (default: schemas/json/)."""
-    from schemas.compat import IncompatibleSchema
+    from schemas.compat import GateUnavailable, IncompatibleSchema
     from schemas.jsonschema import JSON_DIR, export
 
     try:
         written = export(directory or JSON_DIR, force=force)
+    except GateUnavailable as exc:
+        console.print(f"error: {exc} (or --force)", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     except IncompatibleSchema as exc:
         for problem in exc.problems:
             console.print(f"[red]incompatible[/red] {problem}", markup=True, highlight=False)
@@ -155,10 +158,14 @@ def schemas_export(
 def schemas_check(directory: Path | None = typer.Argument(None)) -> None:
     """Fail when a registered version changed incompatibly from its published JSON Schema
     (default: schemas/json/), or a step between versions has no upcaster."""
-    from schemas.compat import check
+    from schemas.compat import GateUnavailable, check
     from schemas.jsonschema import JSON_DIR
 
-    problems = check(directory or JSON_DIR)
+    try:
+        problems = check(directory or JSON_DIR)
+    except GateUnavailable as exc:
+        console.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     for problem in problems:
         console.print(f"incompatible: {problem}", markup=False, highlight=False)
     if problems:

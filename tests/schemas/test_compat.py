@@ -193,3 +193,14 @@ def test_the_cli_names_type_field_and_rule_and_exits_1(published_dir: Path) -> N
     assert bad.exit_code == 1
     assert "page_view v1: properties.gone: removed" in bad.output
     assert ADVICE in bad.output
+
+
+def test_without_jsoncompat_the_gate_says_what_to_install(
+    published_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "jsoncompat", None)  # import fails as if not installed
+    result = CliRunner().invoke(app, ["schemas", "check", str(published_dir)])
+    assert result.exit_code == 2
+    assert "pip install 'brainstream[dev]'" in result.output
