@@ -481,7 +481,7 @@ def upcast_export(kafka: KafkaSettings, n: int, rounds: int) -> dict[str, Any]:
     from sinks.export import ExportConfig, ExportRequest, export
 
     out = Path(tempfile.mkdtemp(prefix="upcast-bench-"))
-    config = ExportConfig(output_dir=out)
+    config = ExportConfig(output_dir=out, source="log")  # no sink ran: the log as it is
     made = {"latest": topic_settings(), "half_v1": topic_settings()}
     rates: dict[str, list[float]] = {label: [] for label in made}
     try:
