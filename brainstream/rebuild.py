@@ -1,11 +1,15 @@
-"""``replay --to aggregates``: rebuild the aggregate tables from the log, swap them in at once.
+"""``replay --to aggregates``: rebuild the aggregate tables from the accepted stream, swap them
+in at once.
 
 1. Empty shadow copies of the aggregate tables are created (:mod:`brainstream.shadow`).
-2. The whole log (every partition, up to the end offsets captured now) is folded into them with
-   the workers' own pure fold and upsert, erased users left out.
+2. The whole accepted stream (every partition, up to the end offsets captured now) is folded
+   into them with the workers' own pure fold and upsert, erased users left out, behind fences
+   of its own (by source offset, as the workers), so a range the sink forwarded twice counts
+   once.
 3. One transaction swaps them in: it locks this projection's offset fences (live workers wait),
-   folds whatever the workers applied past the captured ends meanwhile, removes users erased
-   during the rebuild, moves each fence to ``max(fence, end)``, and replaces the tables.
+   folds the accepted records written meanwhile (those the workers applied, and possibly more),
+   removes users erased during the rebuild (their minute counts from a second read of the
+   stream), moves each fence to ``max(live fence, rebuilt position)``, and replaces the tables.
 
 Readers see the old tables until that transaction commits and the new ones after; workers
 resume behind the moved fences, so no event is counted twice or lost. Events older than the
@@ -21,15 +25,14 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from schemas import InvalidEvent
+from schemas.accepted import AcceptedBatch, InvalidBatch, decode_batch
 from schemas.db import ERASED_USERS_TABLE, ERASURE_LOCK_KEY, STREAM_OFFSETS_TABLE
 from sinks.export.config import LogRange
 from sinks.export.progress import NoProgress, Progress
 from sinks.export.ranges import PartitionRange
 from sinks.export.reader import LogReader, Message, plan
 from streams.erasure import erase_user_aggregates
-from streams.fold import fold
-from streams.records import FutureSkew, Record, decode_record
+from streams.fold import MINUTE_US, fold, to_datetime
 from streams.writer import upsert
 
 Connection = psycopg.Connection[Any]
@@ -45,11 +48,17 @@ class RebuildRunning(Exception):
 class RebuildResult:
     ranges: list[PartitionRange] = field(default_factory=list)
     read: int = 0
+    """Accepted records read."""
     counted: int = 0
+    """Events counted."""
+    below_fence: int = 0
+    """Events skipped as already folded (a range the sink forwarded twice)."""
     erased: int = 0
     invalid: int = 0
     caught_up: int = 0
-    """Records read at the swap: those the live workers applied during the rebuild."""
+    """Records read at the swap: those written during the rebuild."""
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Per source (topic, partition): the next source offset the rebuilt tables lack."""
     fences: dict[int, int] = field(default_factory=dict)
     """The projection's fences after the swap."""
     skipped: int = 0
@@ -60,7 +69,7 @@ class RebuildResult:
 class Target:
     projection: str
     topic: str
-    skew: FutureSkew
+    """The source topic (``brainstream.events``): the fences' key."""
 
 
 def rebuild_aggregates(
@@ -86,7 +95,7 @@ def rebuild_aggregates(
             progress.start(sum(r.size for r in result.ranges))
             for prange in result.ranges:
                 for batch in reader.read(prange):
-                    _apply(conn, batch, target.skew, erased, result)
+                    _apply(conn, batch, erased, result)
                     progress.advance(len(batch))
             with conn.transaction():
                 _finish(conn, reader, live, target, erased, result)
@@ -102,29 +111,56 @@ def rebuild_aggregates(
 
 
 def _apply(
-    conn: Connection,
-    batch: Iterable[Message],
-    skew: FutureSkew,
-    erased: Set[str],
-    result: RebuildResult,
+    conn: Connection, batch: Iterable[Message], erased: Set[str], result: RebuildResult
 ) -> None:
-    """Fold one batch into the shadow tables (the connection's search_path), committed."""
-    records: list[Record] = []
+    """Fold one read of accepted records into the shadow tables (search_path), committed."""
+    fresh: list[AcceptedBatch] = []
     for msg in batch:
         result.read += 1
-        _kind, ts = msg.timestamp()
         try:
-            record = decode_record(msg.partition(), msg.offset(), msg.value(), ts or None, skew)
-        except InvalidEvent:
+            accepted = decode_batch(msg.value())
+        except InvalidBatch:
             result.invalid += 1
             continue
-        if record.user_id in erased:
-            result.erased += 1
-            continue
-        records.append(record)
-    result.counted += len(records)
+        key = (accepted.topic, accepted.partition)
+        position = result.positions.get(key, 0)
+        kept = accepted.after(position - 1)
+        result.below_fence += len(accepted) - len(kept)
+        result.positions[key] = max(position, accepted.last_offset + 1)
+        fresh.append(kept)
     with conn.transaction():
-        upsert(conn, fold(records))
+        for accepted in fresh:
+            skip = {u for u in accepted.user_ids if u in erased}
+            deltas = fold(accepted, skip)
+            result.erased += len(accepted) - deltas.events
+            result.counted += deltas.events
+            upsert(conn, deltas)
+
+
+def _minutes_of(
+    reader: LogReader, ranges: list[PartitionRange], users: Set[str]
+) -> dict[str, dict[tuple[Any, str], int]]:
+    """Per user of ``users``: events per (minute bucket, type) in ``ranges`` (fenced)."""
+    out: dict[str, dict[tuple[Any, str], int]] = {u: {} for u in users}
+    positions: dict[tuple[str, int], int] = {}
+    for prange in ranges:
+        for batch in reader.read(prange):
+            for msg in batch:
+                try:
+                    accepted = decode_batch(msg.value())
+                except InvalidBatch:
+                    continue
+                key = (accepted.topic, accepted.partition)
+                position = positions.get(key, 0)
+                kept = accepted.after(position - 1)
+                positions[key] = max(position, accepted.last_offset + 1)
+                for kind, user, at in zip(
+                    kept.types, kept.user_ids, kept.occurred_at_us, strict=True
+                ):
+                    if user in out:
+                        minute = (to_datetime(at - at % MINUTE_US), kind)
+                        out[user][minute] = out[user].get(minute, 0) + 1
+    return out
 
 
 def _finish(
@@ -137,29 +173,31 @@ def _finish(
 ) -> None:
     """Inside the swap transaction: catch up with the live workers, erasures, fences."""
     conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (ERASURE_LOCK_KEY,))
-    fences = _lock_fences(conn, live, target, [r.partition for r in result.ranges])
+    fences = _lock_fences(conn, live, target)
     now_erased = _erased_now(conn, live)
+    marks = reader.watermarks()
     for prange in result.ranges:
-        behind = PartitionRange(prange.partition, prange.end, fences[prange.partition])
+        behind = PartitionRange(prange.partition, prange.end, marks[prange.partition][1])
         for batch in reader.read(behind):
-            _apply(conn, batch, target.skew, erased | now_erased, result)
+            _apply(conn, batch, erased | now_erased, result)
             result.caught_up += len(batch)
-    for user_id in sorted(now_erased - set(erased)):
-        erase_user_aggregates(conn, user_id)
-    result.fences = {r.partition: max(fences[r.partition], r.end) for r in result.ranges}
+    newly = now_erased - set(erased)
+    if newly:
+        # Their events were folded before they were erased (the catch-up skipped them).
+        minutes = _minutes_of(reader, result.ranges, newly)
+        for user_id in sorted(newly):
+            erase_user_aggregates(conn, user_id, minutes=minutes[user_id])
+    moved = {p for (t, p) in result.positions if t == target.topic}
+    result.fences = {
+        p: max(fences.get(p, 0), result.positions.get((target.topic, p), 0))
+        for p in moved | set(fences)
+    }
     _move_fences(conn, live, target, result.fences)
 
 
-def _lock_fences(
-    conn: Connection, live: str, target: Target, partitions: list[int]
-) -> dict[int, int]:
+def _lock_fences(conn: Connection, live: str, target: Target) -> dict[int, int]:
+    """Every fence of the projection over ``target.topic``, locked (live workers wait)."""
     table = sql.Identifier(live, STREAM_OFFSETS_TABLE)
-    insert = sql.SQL(
-        "INSERT INTO {} (consumer_group, topic, kafka_partition, next_offset)"
-        " VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING"
-    ).format(table)
-    for partition in partitions:
-        conn.execute(insert, (target.projection, target.topic, partition))
     rows = conn.execute(
         sql.SQL(
             "SELECT kafka_partition, next_offset FROM {} WHERE consumer_group = %s AND topic = %s"
@@ -171,12 +209,13 @@ def _lock_fences(
 
 
 def _move_fences(conn: Connection, live: str, target: Target, fences: dict[int, int]) -> None:
-    update = sql.SQL(
-        "UPDATE {} SET next_offset = %s, updated_at = clock_timestamp()"
-        " WHERE consumer_group = %s AND topic = %s AND kafka_partition = %s"
+    upsert_fence = sql.SQL(
+        "INSERT INTO {} AS s (consumer_group, topic, kafka_partition, next_offset)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (consumer_group, topic, kafka_partition)"
+        " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = clock_timestamp()"
     ).format(sql.Identifier(live, STREAM_OFFSETS_TABLE))
-    for partition, offset in fences.items():
-        conn.execute(update, (offset, target.projection, target.topic, partition))
+    for partition, offset in sorted(fences.items()):
+        conn.execute(upsert_fence, (target.projection, target.topic, partition, offset))
 
 
 def _erased_now(conn: Connection, live: str) -> set[str]:

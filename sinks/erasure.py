@@ -70,9 +70,9 @@ def erase_user(
     with conn.transaction():
         lock_exclusive(conn)
         new, erased_at = record_erasure(conn, user_id, reason)
-        deleted = delete_user_rows(conn, user_id)
-        if aggregates is not None:
+        if aggregates is not None:  # first: it may read the raw rows it subtracts
             aggregates(conn, user_id)
+        deleted = delete_user_rows(conn, user_id)
     return ErasureReport(user_id, new, deleted, erased_at)
 
 

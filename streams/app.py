@@ -1,12 +1,15 @@
-"""The worker: a faust-streaming application that folds ``brainstream.events`` into Postgres.
+"""The worker: a faust-streaming application whose agent folds ``brainstream.events.accepted``.
+
+Each record of the accepted stream is one sink batch (thousands of events, :mod:`schemas.accepted`),
+so Faust's per-record cost (160-275 us of CPU, measured) is paid once per batch. The agent takes
+up to ``take_max`` records at a time and hands them to a :class:`BatchProcessor`, which applies
+each source partition behind its fence in one Postgres transaction (partitions in parallel
+lanes, each partition in order). Faust acks the records of a take, and so commits their offsets,
+only after the take applied: the commits are progress markers, the fences are the truth.
 
 No Faust tables (their changelogs are outside Faust's transactions, faust-streaming #177, and
-windows expire by wall clock, #385): Postgres holds the truth behind offset fences. Faust runs
-the process and serves the web pages; the topic itself is read by a :class:`BatchConsumer`
-(confluent-kafka, in a thread) because Faust's per-message consumer path costs ~70 us per event
-(faust#563), five times the decode-fold-upsert work. Batches are applied in order, one while
-the next is read, and their Kafka offsets are committed only after their fenced transactions
-committed. Faust's own Kafka consumer and producer are not started.
+windows expire by wall clock, #385): Postgres holds the aggregates. Faust's web server serves
+``/metrics``, ``/health`` and the aggregate views.
 """
 
 from __future__ import annotations
@@ -20,17 +23,13 @@ from typing import Any
 
 import faust
 import psycopg
-from faust.app.base import BootStrategy
-from mode import BaseSignalT
 from pydantic import SecretStr
 
 from schemas.config import KafkaSettings, TopicSettings
 from streams.config import WorkerConfig
-from streams.consumer import BatchConsumer
 from streams.errors import UnsupportedKafkaSecurity
 from streams.metrics import WorkerMetrics
-from streams.processor import BatchProcessor
-from streams.records import FutureSkew
+from streams.processor import BatchProcessor, RawRecord
 from streams.web import register_pages
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ def create_app(
     metrics: WorkerMetrics | None = None,
     api_token: SecretStr | None = None,
 ) -> faust.App:
-    """A Faust app whose :class:`BatchConsumer` applies batches via a :class:`BatchProcessor`.
+    """A Faust app with one agent over ``topics.accepted`` applying takes via a processor.
 
     ``api_token``: bearer token of the per-user page (``/aggregates/users/{id}``), passed in by
     the composition root; ``None`` leaves it open (the web server then binds loopback)."""
@@ -52,39 +51,41 @@ def create_app(
     datadir = Path(config.data_dir or Path(tempfile.gettempdir()) / "brainstream-worker")
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(config.group_id, **_faust_settings(config, kafka, datadir))
-    # Faust serves the web pages and runs the process; Kafka is read by the BatchConsumer.
-    app.boot_strategy = BootStrategy(app, enable_kafka=False)
     processor = BatchProcessor(
         conninfo,
         config.projection,
-        topics.events,
-        skew=FutureSkew(config.future_skew_seconds, config.future_policy),
         metrics=metrics,
         retry_initial_s=config.retry_initial_s,
         retry_max_s=config.retry_max_s,
         connect=lambda dsn: psycopg.connect(dsn, application_name=config.db_application_name),
         lanes=config.apply_lanes,
     )
-    batches = BatchConsumer(
-        _consumer_conf(config, kafka),
-        topics.events,
-        processor.prepare,
-        processor.apply,
-        size=config.batch_size,
-        within=config.batch_within_s,
+    accepted = app.topic(
+        topics.accepted,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
     )
 
-    async def consume() -> None:
-        try:
-            await batches.run()
-        except Exception as exc:
-            _fatal(exc)
-
-    async def finish(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
-        await batches.stop()
-
-    app.task(consume)
-    app.on_before_shutdown.connect(finish)
+    @app.agent(accepted, name="aggregates")
+    async def aggregates(stream: faust.StreamT[bytes]) -> None:
+        # take_events acks the records of a take (Faust commits them) once the body returned.
+        assert isinstance(stream, faust.Stream)
+        async for events in stream.take_events(config.take_max, within=config.take_within_s):
+            raws = [
+                RawRecord(
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.value,
+                    round(e.message.timestamp * 1000) if e.message.timestamp else None,
+                )
+                for e in events
+            ]
+            try:
+                await processor.apply(raws)
+            except Exception as exc:
+                _fatal(exc)
 
     register_pages(app, conninfo, metrics, processor, api_token)
     return app
@@ -99,17 +100,6 @@ def _fatal(exc: BaseException | None) -> None:
     os._exit(70)
 
 
-def _consumer_conf(config: WorkerConfig, kafka: KafkaSettings) -> dict[str, Any]:
-    return {
-        **kafka.librdkafka(),
-        "group.id": config.group_id,
-        "enable.auto.commit": False,
-        "auto.offset.reset": config.auto_offset_reset,
-        "session.timeout.ms": round(config.session_timeout_s * 1000),
-        "heartbeat.interval.ms": round(config.heartbeat_interval_s * 1000),
-    }
-
-
 def _faust_settings(config: WorkerConfig, kafka: KafkaSettings, datadir: Path) -> dict[str, Any]:
     hosts = ";".join(f"kafka://{h.strip()}" for h in kafka.bootstrap_servers.split(","))
     return {
@@ -121,6 +111,13 @@ def _faust_settings(config: WorkerConfig, kafka: KafkaSettings, datadir: Path) -
         "topic_replication_factor": 1,
         "topic_disable_leader": True,
         "topic_allow_declare": False,
+        "consumer_auto_offset_reset": config.auto_offset_reset,
+        "broker_session_timeout": config.session_timeout_s,
+        "broker_heartbeat_interval": config.heartbeat_interval_s,
+        "broker_commit_interval": config.commit_interval_s,
+        "broker_max_poll_records": config.take_max,
+        "consumer_max_fetch_size": config.max_fetch_bytes,
+        "stream_buffer_maxsize": max(config.take_max * 2, 64),
         "web_enabled": config.web_enabled,
         "web_host": config.web_host,
         "web_port": config.web_port,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from streams.records import FuturePolicy
-
 
 class WorkerConfig(BaseModel):
     """How a worker consumes, batches, fences and retries."""
@@ -15,13 +13,20 @@ class WorkerConfig(BaseModel):
     projection: str = "aggregates"
     """Name of the fenced projection (``stream_offsets.consumer_group``): not the Kafka group, so
     a new consumer group or an offset reset never counts an event twice."""
-    batch_size: int = Field(default=5000, ge=1, le=1_000_000)
-    apply_lanes: int = Field(default=6, ge=1, le=64)
-    """Database connections applying a batch's partitions concurrently (partition p on lane
-    p % lanes): Postgres then uses more than one core. Shared type-bucket rows are locked in
+    take_max: int = Field(default=64, ge=1, le=10_000)
+    """Accepted records (sink batches, up to thousands of events each) the agent takes at once;
+    their source partitions are applied concurrently, each in one transaction."""
+    take_within_s: float = Field(default=0.05, gt=0, le=60)
+    """A partial take is applied after this many seconds (freshness: the sink's batch interval
+    plus this plus one transaction)."""
+    max_fetch_bytes: int = Field(default=8 * 1024 * 1024, ge=1024 * 1024)
+    """Largest fetch per partition (an accepted record can approach the broker's 1 MB limit)."""
+    commit_interval_s: float = Field(default=1.0, gt=0, le=60)
+    """How often Faust commits the acked offsets (progress only: the fences are the truth)."""
+    apply_lanes: int = Field(default=4, ge=1, le=64)
+    """Database connections applying a take's source partitions concurrently (partition p on
+    lane p % lanes): Postgres then uses more than one core. Shared type-bucket rows are locked in
     key order, so concurrent lanes (like concurrent workers) cannot deadlock each other."""
-    batch_within_s: float = Field(default=0.5, gt=0, le=60)
-    """A partial batch is applied after this many seconds."""
     session_timeout_s: float = Field(default=10.0, ge=6, le=300)
     heartbeat_interval_s: float = Field(default=2.0, gt=0, le=60)
     auto_offset_reset: str = Field(default="earliest", pattern="^(earliest|latest)$")
@@ -38,7 +43,3 @@ class WorkerConfig(BaseModel):
     data_dir: str | None = None
     """Parent of Faust's per-group data dir (it keeps no tables there).
     Default: ``$TMP/brainstream-worker``."""
-    future_skew_seconds: float = Field(default=3600.0, ge=0)
-    future_policy: FuturePolicy = "clamp"
-    """Must match the raw sink's ``future_skew_seconds``/``future_policy`` (``dlq`` there is
-    ``skip`` here) so aggregates and ``analytics_events`` agree on far-future events."""

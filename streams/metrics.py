@@ -15,10 +15,17 @@ class WorkerMetrics:
         r = self.registry
         self.events = Counter(
             "brainstream_worker_events",
-            "Records seen, by outcome (counted, below_fence, erased, invalid).",
+            "Accepted events seen, by outcome (counted, below_fence, erased).",
             ["outcome"],
             registry=r,
         )
+        self.records = Counter(
+            "brainstream_worker_records",
+            "Accepted-stream records (sink batches) taken, by outcome (applied, invalid).",
+            ["outcome"],
+            registry=r,
+        )
+        self.rows = Counter("brainstream_worker_rows", "Aggregate rows upserted.", registry=r)
         self.batches = Counter(
             "brainstream_worker_batches", "Fenced transactions committed.", registry=r
         )
@@ -33,19 +40,19 @@ class WorkerMetrics:
         )
         self.batch_seconds = Histogram(
             "brainstream_worker_batch_seconds",
-            "Decode + fold + fenced transaction time of one agent batch.",
+            "Decode + fold + fenced transactions of one take of the agent (all its partitions).",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
         self.freshness = Histogram(
             "brainstream_worker_freshness_seconds",
-            "Kafka record timestamp -> its bucket committed in Postgres.",
+            "Accepted record timestamp (sink forwarded) -> its events committed in Postgres.",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
         self.fence = Gauge(
             "brainstream_worker_fence_offset",
-            "Next offset to apply, per partition (as committed in Postgres).",
+            "Next source offset to apply, per source partition (as committed in Postgres).",
             ["partition"],
             registry=r,
         )
@@ -59,4 +66,5 @@ class WorkerMetrics:
         self.events.labels("below_fence").inc(result.below_fence)
         self.events.labels("erased").inc(result.erased)
         self.new_user_buckets.inc(result.new_user_buckets)
+        self.rows.inc(result.rows)
         self.fence.labels(str(result.partition)).set(result.next_offset)

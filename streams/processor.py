@@ -1,10 +1,17 @@
-"""One consumed batch: decode, split by partition and fold (``prepare``, in the consuming
-thread), then apply each partition behind its fence (``apply``).
+"""One take of accepted-stream records: decode, group by source partition, fold and apply each
+group behind its fence, lanes in parallel.
 
-Transactions run in worker threads (``asyncio.to_thread``), one connection per lane; a
-database fault closes that connection, waits with backoff and retries the same partition
-batch. ``apply`` returns, and so lets the consumer commit the Kafka offsets, only once every
-partition is applied.
+The Faust agent hands over the records it took (each one a sink batch of up to thousands of
+events). Source partition p is applied by lane ``p % lanes``, one connection per lane, in record
+order, so a partition's batches stay in order while lanes run their transactions concurrently
+(Postgres then uses more than one core). Each lane folds and commits in a worker thread
+(``asyncio.to_thread``); a database fault closes that lane's connection, waits with backoff and
+retries the same partition batch. :meth:`BatchProcessor.apply` returns, and so lets Faust
+commit the accepted records' offsets, only once every partition is applied.
+
+A record that is not a well-formed batch (:class:`schemas.accepted.InvalidBatch`) is logged with
+its reason and coordinates and counted in ``brainstream_worker_records{outcome="invalid"}``; the
+fence does not move for it, and the record stays in the topic for a replay once fixed.
 """
 
 from __future__ import annotations
@@ -14,71 +21,56 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import psycopg
 
-from schemas import InvalidEvent
+from schemas.accepted import AcceptedBatch, InvalidBatch, decode_batch
 from streams.backoff import delays
-from streams.fold import fold
 from streams.metrics import WorkerMetrics
-from streams.records import FutureSkew, Record, decode_record
-from streams.writer import Applied, Connection, PartitionBatch, apply_batch
+from streams.writer import Applied, Connection, PartitionBatch, apply_batch, prepare
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """A consumed record, detached from Faust."""
+    """A consumed accepted-stream record, detached from Faust."""
 
     partition: int
     offset: int
     value: bytes | None
-    timestamp_ms: int | None
+    timestamp_ms: int | None = None
 
 
-def split(
-    raws: Sequence[RawRecord], skew: FutureSkew, *, prefold: bool = False
-) -> list[tuple[PartitionBatch, list[int]]]:
-    """Decode ``raws`` and group them per partition (with each record's timestamp, ms);
-    ``prefold`` also folds each partition's records ahead of its transaction."""
-    records: dict[int, list[Record]] = {}
-    invalid: dict[int, list[int]] = {}
-    stamps: dict[int, list[int]] = {}
+def group(raws: Sequence[RawRecord]) -> tuple[dict[tuple[str, int], list[AcceptedBatch]], int]:
+    """Decode ``raws`` and group them by source (topic, partition), keeping their order; also
+    returns how many records were invalid (each one logged)."""
+    groups: dict[tuple[str, int], list[AcceptedBatch]] = {}
+    invalid = 0
     for raw in raws:
         try:
-            rec = decode_record(raw.partition, raw.offset, raw.value, raw.timestamp_ms, skew)
-        except InvalidEvent:
-            invalid.setdefault(raw.partition, []).append(raw.offset)
+            batch = decode_batch(raw.value)
+        except InvalidBatch as exc:
+            invalid += 1
+            log.error(
+                "accepted record at partition %d offset %d skipped: %s",
+                raw.partition,
+                raw.offset,
+                exc.reason,
+            )
             continue
-        records.setdefault(raw.partition, []).append(rec)
-        if raw.timestamp_ms:
-            stamps.setdefault(raw.partition, []).append(raw.timestamp_ms)
-    out = []
-    for p in sorted(records.keys() | invalid.keys()):
-        recs = records.get(p, [])
-        folded = fold(recs) if prefold and recs else None
-        out.append((PartitionBatch(p, recs, invalid.get(p, []), folded), stamps.get(p, [])))
-    return out
-
-
-class Prepared(NamedTuple):
-    seconds: float
-    """Time the preparation took (counted in the batch's duration)."""
-    parts: list[tuple[PartitionBatch, list[int]]]
+        groups.setdefault((batch.topic, batch.partition), []).append(batch)
+    return groups, invalid
 
 
 class BatchProcessor:
-    """Owns the worker's database connection and applies batches with retries."""
+    """Owns the worker's database connections and applies takes with retries."""
 
     def __init__(
         self,
         conninfo: str,
         projection: str,
-        topic: str,
         *,
-        skew: FutureSkew,
         metrics: WorkerMetrics,
         retry_initial_s: float = 0.2,
         retry_max_s: float = 10.0,
@@ -86,43 +78,39 @@ class BatchProcessor:
         clock: Callable[[], float] = time.time,
         lanes: int = 1,
     ) -> None:
-        self._conninfo, self._projection, self._topic = conninfo, projection, topic
-        self._skew, self.metrics = skew, metrics
+        self._conninfo, self._projection = conninfo, projection
+        self.metrics = metrics
         self._retry = (retry_initial_s, retry_max_s)
         self._connect, self._clock = connect, clock
         self._conns: list[Connection | None] = [None] * lanes
-        """One connection per lane; partition p is applied by lane ``p % lanes``, so each
-        partition's batches stay in order while lanes run their transactions concurrently."""
         self.db_ok = True
         """False while the last attempt failed with a database fault."""
 
-    def prepare(self, raws: Sequence[RawRecord]) -> Prepared:
-        """Decode, split and fold ``raws`` (blocking: run it in the consuming thread)."""
+    async def apply(self, raws: Sequence[RawRecord]) -> list[Applied]:
+        """Apply every record of ``raws``: each source partition behind its fence, in order."""
         started = time.perf_counter()
-        parts = split(raws, self._skew, prefold=True)
-        return Prepared(time.perf_counter() - started, parts)
-
-    async def apply(self, prepared: Prepared) -> list[Applied]:
-        """Apply each partition's batch behind its fence, with retries (in partition order)."""
-        started, parts = time.perf_counter() - prepared.seconds, prepared.parts
-        lanes: list[list[tuple[PartitionBatch, list[int]]]] = [[] for _ in self._conns]
-        for part in parts:
-            lanes[part[0].partition % len(lanes)].append(part)
+        groups, invalid = group(raws)
+        self.metrics.records.labels("invalid").inc(invalid)
+        self.metrics.records.labels("applied").inc(len(raws) - invalid)
+        lanes: list[list[tuple[tuple[str, int], list[AcceptedBatch]]]] = [[] for _ in self._conns]
+        for source, batches in groups.items():
+            lanes[source[1] % len(lanes)].append((source, batches))
+        stamps = [r.timestamp_ms for r in raws if r.timestamp_ms]
         done = await asyncio.gather(*(self._apply_lane(i, lane) for i, lane in enumerate(lanes)))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        now_ms = self._clock() * 1000
+        for ms in stamps:
+            self.metrics.freshness.observe(max(0.0, (now_ms - ms) / 1000))
         return sorted((r for lane in done for r in lane), key=lambda r: r.partition)
 
     async def _apply_lane(
-        self, lane: int, parts: list[tuple[PartitionBatch, list[int]]]
+        self, lane: int, work: list[tuple[tuple[str, int], list[AcceptedBatch]]]
     ) -> list[Applied]:
         results = []
-        for batch, stamps in parts:
-            self.metrics.events.labels("invalid").inc(len(batch.invalid_offsets))
-            result = await self._apply_with_retry(lane, batch)
+        for (topic, partition), batches in work:
+            prepared = await asyncio.to_thread(prepare, topic, partition, batches)
+            result = await self._apply_with_retry(lane, prepared)
             self.metrics.applied(result)
-            now_ms = self._clock() * 1000
-            for ms in stamps:
-                self.metrics.freshness.observe(max(0.0, (now_ms - ms) / 1000))
             results.append(result)
         return results
 
@@ -153,7 +141,7 @@ class BatchProcessor:
         try:
             if conn is None or conn.closed:
                 conn = self._conns[lane] = self._connect(self._conninfo)
-            return apply_batch(conn, self._projection, self._topic, batch)
+            return apply_batch(conn, self._projection, batch)
         except psycopg.OperationalError:
             self._close(lane)
             raise

@@ -1,44 +1,50 @@
-"""Applies one partition's batch and moves its offset fence in ONE Postgres transaction.
+"""Applies one source partition's accepted batches and moves its fence in ONE transaction.
 
 Order inside the transaction: the shared erasure lock, the fence row ``FOR UPDATE`` (so two
 workers that both believe they own a partition serialise here and the later one skips what the
-earlier one applied), drop records below the fence and records of erased users, upsert the
-folded deltas, move the fence past the last offset of the batch. Kafka offsets are committed
-only after this transaction commits.
+earlier one applied), drop the events at or below the fence and those of erased users, upsert
+the folded deltas, move the fence past the batches' ``last_offset``. The fence is keyed by the
+SOURCE coordinates the sink processed (``stream_offsets``: projection, source topic, source
+partition, next source offset to apply), so a range the sink forwards twice (a crash between
+its commit and its produce), a redelivered accepted record or a second worker never counts an
+event twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import psycopg
 
+from schemas.accepted import AcceptedBatch
 from schemas.db import ERASURE_LOCK_KEY
-from streams.fold import Deltas, fold
-from streams.records import Record
+from streams.fold import Deltas, fold, fold_columns, to_datetime
 
 Connection = psycopg.Connection[Any]
 
 
 @dataclass(frozen=True, slots=True)
 class PartitionBatch:
-    """One partition's share of an agent batch: decoded records and undecodable offsets."""
+    """Consecutive accepted batches of one source (topic, partition), in offset order."""
 
+    topic: str
     partition: int
-    records: Sequence[Record]
-    invalid_offsets: Sequence[int] = ()
+    batches: Sequence[AcceptedBatch]
     folded: Deltas | None = None
-    """``fold(records)`` computed ahead (off the transaction's path); used when every record
-    turns out fresh and counted, the common case."""
+    """The fold of every event of ``batches``, computed ahead; used when none is skipped (the
+    common case)."""
 
     @property
     def last_offset(self) -> int:
-        return max(
-            max((r.offset for r in self.records), default=-1),
-            max(self.invalid_offsets, default=-1),
-        )
+        return max(b.last_offset for b in self.batches)
+
+    @property
+    def events(self) -> int:
+        return sum(len(b) for b in self.batches)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +54,12 @@ class Applied:
     partition: int
     counted: int
     below_fence: int
-    """Records skipped as already applied (below the fence, or repeated in the batch)."""
+    """Events skipped as already applied (at or below the fence)."""
     erased: int
     new_user_buckets: int
     next_offset: int
+    rows: int = 0
+    """Aggregate rows upserted."""
 
 
 _LOCK_FENCE = """
@@ -68,18 +76,15 @@ WHERE consumer_group = %(p)s AND topic = %(t)s AND kafka_partition = %(k)s
 """
 _ERASED = "SELECT user_id FROM erased_users WHERE user_id = ANY(%s)"
 
-# Data-modifying CTEs always run to completion. Type-bucket rows are fed in key order so that
-# concurrent workers lock the buckets they share in the same order (no deadlock).
+# Data-modifying CTEs always run to completion. Rows are fed in key order, so that concurrent
+# writers lock the rows they share (the type buckets) in the same order: no deadlock.
 _UPSERT = """
-WITH d AS (
-    SELECT * FROM unnest(%b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::int8[],
-                         %b::timestamptz[], %b::timestamptz[])
-        AS d(granularity, bucket, user_id, event_type, n, first_seen, last_seen)
-), ub AS (
+WITH ub AS (
     INSERT INTO agg_user_buckets AS a
         (granularity, bucket, user_id, event_type, event_count, first_seen, last_seen)
-    SELECT * FROM d
-    ON CONFLICT (granularity, bucket, user_id, event_type) DO UPDATE SET
+    SELECT * FROM unnest(%b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::int8[],
+                         %b::timestamptz[], %b::timestamptz[])
+    ON CONFLICT (user_id, granularity, bucket, event_type) DO UPDATE SET
         event_count = a.event_count + EXCLUDED.event_count,
         first_seen = LEAST(a.first_seen, EXCLUDED.first_seen),
         last_seen = GREATEST(a.last_seen, EXCLUDED.last_seen)
@@ -97,7 +102,8 @@ WITH d AS (
         last_seen = GREATEST(a.last_seen, EXCLUDED.last_seen)
 )
 INSERT INTO agg_type_buckets AS a (granularity, bucket, event_type, event_count, distinct_users)
-SELECT t.granularity, t.bucket, t.event_type, t.n, coalesce(f.users, 0)
+SELECT t.granularity, t.bucket, t.event_type, t.n,
+       CASE WHEN t.granularity = 'minute' THEN NULL ELSE coalesce(f.users, 0) END
 FROM unnest(%b::text[], %b::timestamptz[], %b::text[], %b::int8[])
     AS t(granularity, bucket, event_type, n)
 LEFT JOIN fresh f USING (granularity, bucket, event_type)
@@ -109,51 +115,83 @@ RETURNING (SELECT count(*) FILTER (WHERE fresh) FROM ub)
 """
 
 
-def apply_batch(conn: Connection, projection: str, topic: str, batch: PartitionBatch) -> Applied:
-    """Apply ``batch`` behind its partition's fence, in one transaction (committed on return)."""
-    key = {"p": projection, "t": topic, "k": batch.partition}
+def prepare(topic: str, partition: int, batches: Sequence[AcceptedBatch]) -> PartitionBatch:
+    """Fold ``batches`` ahead of the transaction (all their events, as if none were skipped)."""
+    if len(batches) == 1:
+        folded = fold(batches[0])
+    else:
+        folded = fold_columns(
+            [t for b in batches for t in b.types],
+            [u for b in batches for u in b.user_ids],
+            [t for b in batches for t in b.occurred_at_us],
+        )
+    return PartitionBatch(topic, partition, batches, folded)
+
+
+def apply_batch(conn: Connection, projection: str, batch: PartitionBatch) -> Applied:
+    """Apply ``batch`` behind its source partition's fence, in one transaction (committed)."""
+    key = {"p": projection, "t": batch.topic, "k": batch.partition}
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (ERASURE_LOCK_KEY,))
         conn.execute(_LOCK_FENCE, key)
         row = conn.execute(_READ_FENCE, key).fetchone()
         assert row is not None  # inserted just above
         fence: int = row[0]
-        # Keyed by offset: a record redelivered after a rebalance may sit twice in one batch.
-        fresh = list({r.offset: r for r in batch.records if r.offset >= fence}.values())
-        erased = _erased_users(conn, {r.user_id for r in fresh})
-        counted = [r for r in fresh if r.user_id not in erased] if erased else fresh
-        if len(counted) == len(batch.records) and batch.folded is not None:
+        fresh, position = [], fence
+        for b in batch.batches:
+            fresh.append(b.after(position - 1))
+            position = max(position, b.last_offset + 1)
+        total = batch.events
+        kept = sum(len(b) for b in fresh)
+        erased = _erased_users(conn, {u for b in fresh for u in b.user_ids})
+        if kept == total and not erased and batch.folded is not None:
             deltas = batch.folded
         else:
-            deltas = fold(counted)
-        new_rows = upsert(conn, deltas) if counted else 0
-        next_offset = max(fence, batch.last_offset + 1)
-        if next_offset != fence:
-            conn.execute(_MOVE_FENCE, {**key, "n": next_offset})
+            deltas = _fold_kept(fresh, erased)
+        new_rows = upsert(conn, deltas)
+        if position != fence:
+            conn.execute(_MOVE_FENCE, {**key, "n": position})
     return Applied(
         batch.partition,
-        counted=len(counted),
-        below_fence=len(batch.records) - len(fresh),
-        erased=len(fresh) - len(counted),
+        counted=deltas.events,
+        below_fence=total - kept,
+        erased=kept - deltas.events,
         new_user_buckets=new_rows,
-        next_offset=next_offset,
+        next_offset=position,
+        rows=deltas.rows(),
     )
+
+
+def _fold_kept(batches: Sequence[AcceptedBatch], erased: set[str]) -> Deltas:
+    types: list[str] = []
+    users: list[str] = []
+    times: list[int] = []
+    for b in batches:
+        for kind, user, at in zip(b.types, b.user_ids, b.occurred_at_us, strict=True):
+            if user not in erased:
+                types.append(kind)
+                users.append(user)
+                times.append(at)
+    return fold_columns(types, users, times)
+
+
+@lru_cache(maxsize=4096)
+def _moment(us: int) -> datetime:
+    return to_datetime(us)
 
 
 def upsert(conn: Connection, deltas: Deltas) -> int:
     """Add ``deltas`` to the aggregate tables; returns how many user-bucket rows are new."""
     if not deltas:
         return 0
-    # Only the type buckets are shared between partitions (and so between workers): they are
-    # locked in key order. A user's rows belong to one partition, whose fence row serialises
-    # every writer of it, so they need no order.
-    ub = deltas.user_buckets.items()
-    ut = deltas.user_totals.items()
+    m, d = _moment, to_datetime
+    ub = sorted(deltas.user_buckets.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1]))
+    ut = sorted(deltas.user_totals.items())
     tb = sorted(deltas.type_counts.items())
     params: list[Any] = [
-        *_columns([(*k, s.count, s.first, s.last) for k, s in ub], 7),
-        *_columns([(*k, s.count, s.first, s.last) for k, s in ut], 5),
-        *_columns([(*k, n) for k, n in tb], 4),
+        *_columns([(g, m(b), u, t, s.count, d(s.first), d(s.last)) for (g, b, u, t), s in ub], 7),
+        *_columns([(u, t, s.count, d(s.first), d(s.last)) for (u, t), s in ut], 5),
+        *_columns([(g, m(b), t, n) for (g, b, t), n in tb], 4),
     ]
     rows = conn.execute(_UPSERT, params).fetchall()
     return int(rows[0][0]) if rows else 0

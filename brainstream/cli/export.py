@@ -235,7 +235,9 @@ def replay(
     try:
         # A replay rebuilds a projection: records retention deletes meanwhile are skipped (and
         # counted), where an export would fail rather than publish less than it planned.
-        reader = LogReader(consumer, settings.topics.events, config, skip_deleted=True)
+        # --to aggregates reads the sink's accepted stream: exactly what the raw table stored.
+        topic = settings.topics.events if to == "raw" else settings.topics.accepted
+        reader = LogReader(consumer, topic, config, skip_deleted=True)
         if to == "raw":
             _replay_raw(reader, selected, settings, progress)
         else:
@@ -287,19 +289,14 @@ def _replay_aggregates(
     from brainstream.rebuild import Target, rebuild_aggregates
     from brainstream.settings_worker import WorkerSettings
     from sinks.export import load_erased
-    from streams.records import FutureSkew
 
-    worker = WorkerSettings()
-    target = Target(
-        worker.projection,
-        settings.topics.events,
-        FutureSkew(worker.future_skew_seconds, worker.future_policy),
-    )
+    target = Target(WorkerSettings().projection, settings.topics.events)
     dsn = settings.postgres.conninfo
     erased = load_erased(settings.kafka.librdkafka(), settings.topics, dsn, config)
     result = rebuild_aggregates(reader, dsn, target, erased, progress=progress)
     console.print(
-        f"aggregates rebuilt from {result.read} records ({result.counted} counted, "
-        f"{result.erased} erased, {result.invalid} invalid, {result.caught_up} caught up at "
+        f"aggregates rebuilt from {result.read} accepted records ({result.counted} events "
+        f"counted, {result.below_fence} forwarded twice, {result.erased} erased, "
+        f"{result.invalid} invalid records, {result.caught_up} caught up at "
         f"the swap, {result.skipped} deleted by retention meanwhile); fences now {result.fences}"
     )

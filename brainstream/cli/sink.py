@@ -170,9 +170,14 @@ def erase_user(
 
     # The composition root is where sinks and streams meet; streams owns its aggregates.
     erase_user_aggregates = importlib.import_module("streams.erasure").erase_user_aggregates
+    projection = importlib.import_module("brainstream.settings_worker").WorkerSettings().projection
     settings = Settings()
+
+    def aggregates(conn: psycopg.Connection[Any], user: str) -> None:
+        erase_user_aggregates(conn, user, projection=projection, topic=settings.topics.events)
+
     with psycopg.connect(settings.postgres.conninfo) as conn:
-        report = erase(conn, user_id, reason=reason, aggregates=erase_user_aggregates)
+        report = erase(conn, user_id, reason=reason, aggregates=aggregates)
     publish_erasure(settings.kafka.librdkafka(), settings.topics.erasures, report)
     state = "erased" if report.newly_erased else "already erased (idempotent re-run)"
     console.print(f"{user_id}: {state}; {report.rows_deleted} raw row(s) deleted; published")

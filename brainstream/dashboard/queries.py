@@ -3,8 +3,8 @@ lifetime per-type counts come from ``streams.queries`` and the raw timeline from
 
 Windows are those of :mod:`streams.queries`: a whole number of buckets ending with the current
 (partial) bucket, so their sums are exactly the sums of the aggregate rows, and distinct users
-are counted over the per-user buckets of the window's own granularity (exact: a distinct count
-cannot be summed over buckets).
+are the users whose ``last_seen`` is at or after the window's start (exact, from the indexed
+``agg_user_totals``: a distinct count cannot be summed over buckets).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
-from schemas.db import TYPE_BUCKETS_TABLE, USER_BUCKETS_TABLE
+from schemas.db import TYPE_BUCKETS_TABLE, USER_TOTALS_TABLE
 from streams.buckets import STEP, Granularity, truncate
 from streams.queries import UserCount, user_totals
 from streams.queries import Window as StreamWindow
@@ -37,7 +37,7 @@ class Window:
 
     @property
     def span(self) -> Granularity:
-        """The granularity the window is made of, and distinct users are counted over."""
+        """The granularity the window is made of."""
         return self.extent.granularity
 
     def bounds(self, now: datetime) -> tuple[datetime, datetime]:
@@ -141,9 +141,9 @@ _EVENTS = sql.SQL(
 ).format(types=sql.Identifier(TYPE_BUCKETS_TABLE), range=_RANGE)
 # One scan for both: per type, and overall (the empty grouping set, event_type NULL).
 _DISTINCT = sql.SQL(
-    "SELECT event_type, count(DISTINCT user_id) FROM {users} WHERE {range}"
+    "SELECT event_type, count(DISTINCT user_id) FROM {users} WHERE last_seen >= %(start)s"
     " GROUP BY GROUPING SETS ((event_type), ())"
-).format(users=sql.Identifier(USER_BUCKETS_TABLE), range=_RANGE)
+).format(users=sql.Identifier(USER_TOTALS_TABLE))
 
 
 def _params(w: Window, now: datetime) -> dict[str, Any]:
@@ -157,7 +157,8 @@ def event_totals(conn: Connection, w: Window, now: datetime) -> dict[str, int]:
 
 
 def distinct_users(conn: Connection, w: Window, now: datetime) -> Distinct:
-    """Exact distinct users over the window (costly: one row per user, type and bucket)."""
+    """Exact distinct users over the window (one index range of ``agg_user_totals.last_seen``:
+    a row per user and type seen since the window's start)."""
     per_type, overall = {}, 0
     for event_type, users in conn.execute(_DISTINCT, _params(w, now)):
         if event_type is None:

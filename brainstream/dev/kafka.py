@@ -35,6 +35,7 @@ from confluent_kafka.admin import AdminClient
 
 KAFKA_VERSION = "4.3.1"
 _POM = Path(__file__).with_name("kafka-runtime.xml")
+_TOOLS_POM = Path(__file__).with_name("kafka-tools.xml")
 _LOG4J = Path(__file__).with_name("log4j2.yaml")
 _MARKER = ".complete"
 _HEAP = {1: ("-Xms256m", "-Xmx512m")}
@@ -232,6 +233,49 @@ def resolve_jars(cache_dir: Path, log: Callable[[str], None]) -> Path:
             shutil.rmtree(libs, ignore_errors=True)
             staged.rename(libs)
     return libs
+
+
+def resolve_tools(cache_dir: Path, log: Callable[[str], None] = lambda _msg: None) -> Path:
+    """The directory of Kafka's tool jars (``org.apache.kafka:kafka-tools``: ConsumerGroupCommand,
+    ConsoleProducer, ...), resolved with Maven on first use, like the broker's."""
+    libs = cache_dir / f"kafka-tools-{KAFKA_VERSION}" / "libs"
+    if is_complete(libs):
+        return libs
+    mvn = _tool("mvn", "Maven (apt-get install maven)")
+    log(f"resolving Kafka {KAFKA_VERSION} tools with Maven into {libs} (once)")
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=libs.parent, prefix=".resolve-") as tmp:
+        staged = Path(tmp) / "libs"
+        pom = shutil.copyfile(_TOOLS_POM, Path(tmp) / "pom.xml")
+        goal = ["dependency:copy-dependencies", "-DincludeScope=runtime"]
+        goal += [f"-DoutputDirectory={staged}", f"-Dkafka.version={KAFKA_VERSION}"]
+        _run(
+            [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(pom), *goal],
+            "mvn could not resolve the Kafka tools jars",
+            timeout=900,
+        )
+        jars = sorted(jar.name for jar in staged.glob("*.jar"))
+        (staged / _MARKER).write_text("".join(f"{jar}\n" for jar in jars))
+        if not is_complete(libs):
+            shutil.rmtree(libs, ignore_errors=True)
+            staged.rename(libs)
+    return libs
+
+
+def run_tool(
+    libs: Path, main_class: str, args: list[str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run one of Kafka's tools from ``resolve_tools``' jars (``main_class`` e.g.
+    ``org.apache.kafka.tools.consumer.group.ConsumerGroupCommand``); returns its output.
+
+    Raises:
+        KafkaServiceError: the tool exited non-zero (its stderr in the message).
+    """
+    argv = [_java(), "-Xmx256m", "-cp", f"{libs}/*", main_class, *args]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise KafkaServiceError(f"{main_class} failed: {done.stderr.strip() or done.stdout}")
+    return done
 
 
 def is_complete(libs: Path) -> bool:

@@ -1,5 +1,5 @@
-"""``replay --to aggregates``: rebuilt from the log into shadow tables, swapped in atomically,
-equal to ``aggregates verify``'s reference, with live workers' progress caught up."""
+"""``replay --to aggregates``: rebuilt from the accepted stream into shadow tables, swapped in
+atomically, equal to ``aggregates verify``'s reference, with live workers' progress caught up."""
 
 from __future__ import annotations
 
@@ -9,16 +9,24 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from confluent_kafka import Consumer
 from psycopg import sql
 
 from brainstream.rebuild import Target, rebuild_aggregates
 from schemas.config import KafkaSettings, TopicSettings
-from sinks.export import ExportConfig, LogRange
-from sinks.replay import replay_to_raw
+from sinks.export import ExportConfig
+from sinks.export.reader import LogReader, consumer_conf
 from streams.rebuild import verify
-from streams.records import FutureSkew
 from tests.fixtures.services import PgSchema
-from tests.sinks.export.helpers import T0, events, produce, produce_raw, reader
+from tests.sinks.export.helpers import T0, events
+from tests.streams.helpers import (
+    Placed,
+    accepted_batches,
+    copy_raw,
+    place,
+    produce,
+    produce_accepted,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -57,22 +65,35 @@ class Watcher:
                 time.sleep(0.01)
 
 
+def forward(
+    kafka: KafkaSettings, topics: TopicSettings, pg: PgSchema, placed: list[Placed], twice: int = 0
+) -> None:
+    """The sink's work: raw rows stored, accepted batches forwarded (the first ``twice`` of them
+    forwarded again, as after a sink crash between its commit and its produce)."""
+    copy_raw(pg.conninfo, placed)
+    batches = accepted_batches(placed, topics.events, 300)
+    produce_accepted(kafka, topics.accepted, batches + batches[:twice])
+
+
 class ProduceMeanwhile:
     """Progress hook: when the rebuild starts, more events arrive and a 'live worker' applies
     them (its fences move past the rebuild's captured ends), and user-4 is erased."""
 
-    def __init__(self, kafka: KafkaSettings, topics: TopicSettings, pg: PgSchema) -> None:
-        self._kafka, self._topics, self._pg = kafka, topics, pg
+    def __init__(
+        self, kafka: KafkaSettings, topics: TopicSettings, pg: PgSchema, nxt: dict[int, int]
+    ) -> None:
+        self._kafka, self._topics, self._pg, self._nxt = kafka, topics, pg, nxt
         self.total = 0
+        self.placed: list[Placed] = []
 
     def start(self, total: int) -> None:
         self.total = total
-        produce(self._kafka, self._topics.events, events(700, users=9, start=T0.replace(day=5)))
-        with reader(self._kafka, self._topics, ExportConfig()) as log_reader:
-            marks = log_reader.watermarks()
+        more = events(700, users=9, start=T0.replace(day=5))
+        self.placed = place(more, self._topics.events_partitions, self._nxt)
+        forward(self._kafka, self._topics, self._pg, self.placed)
         with psycopg.connect(self._pg.conninfo, autocommit=True) as conn:
             conn.execute("INSERT INTO erased_users (user_id) VALUES ('user-4')")
-            for partition, (_low, high) in marks.items():
+            for partition, high in self._nxt.items():
                 conn.execute(
                     "INSERT INTO stream_offsets (consumer_group, topic, kafka_partition,"
                     " next_offset) VALUES (%s, %s, %s, %s)",
@@ -89,38 +110,50 @@ class ProduceMeanwhile:
 def test_rebuilt_aggregates_equal_the_reference_and_replace_the_live_tables(
     kafka_settings: KafkaSettings, topics: TopicSettings, pg_schema: PgSchema, tmp_path: Path
 ) -> None:
-    produce(kafka_settings, topics.events, events(4_000, users=40))
-    produce_raw(kafka_settings, topics.events, [(b"user-1", b'{"type":"nope"}', [])])
+    nxt: dict[int, int] = {}
+    first = place(events(4_000, users=40), topics.events_partitions, nxt)
+    forward(kafka_settings, topics, pg_schema, first, twice=2)
+    produce(kafka_settings, topics.accepted, [b"not a batch"])
     with psycopg.connect(pg_schema.conninfo, autocommit=True) as conn:
         conn.execute("INSERT INTO erased_users (user_id) VALUES ('user-3')")
         conn.execute("INSERT INTO agg_user_totals VALUES ('stale-user', 'login', 99, now(), now())")
         conn.execute("INSERT INTO agg_type_buckets VALUES ('day', '2026-01-01', 'login', 123, 1)")
         grants_before = _grants(conn, pg_schema.name)
     assert grants_before, "the migrations grant the worker and eraser roles"
-    hook = ProduceMeanwhile(kafka_settings, topics, pg_schema)
-    target = Target(PROJECTION, topics.events, FutureSkew())
+    hook = ProduceMeanwhile(kafka_settings, topics, pg_schema, nxt)
+    target = Target(PROJECTION, topics.events)
 
     watcher = Watcher(pg_schema.conninfo)
-    with reader(kafka_settings, topics, ExportConfig()) as log_reader:
+    consumer = Consumer(consumer_conf(kafka_settings.librdkafka(), "brainstream-export-test"))
+    try:
+        log_reader = LogReader(consumer, topics.accepted, ExportConfig())
         with watcher:
             result = rebuild_aggregates(
                 log_reader, pg_schema.conninfo, target, frozenset({"user-3"}), progress=hook
             )
-        replay_to_raw(log_reader, LogRange(), pg_schema.conninfo)  # the reference's input
-        marks = log_reader.watermarks()
+    finally:
+        consumer.close()
 
-    assert hook.total == result.read - result.caught_up == 4_001
-    # user-3: 100 + 78 left out as they are read; user-4 (erased meanwhile): 78 left out in the
-    # catch-up, the 100 already folded are removed from the shadow tables before the swap.
-    assert (result.invalid, result.erased, result.caught_up) == (1, 100 + 78 + 78, 700)
-    assert result.fences == {p: high for p, (_low, high) in marks.items()}
+    def of(user: str, placed: list[Placed]) -> int:
+        return sum(1 for x in placed if x.event.user_id == user)
+
+    twice = sum(len(b) for b in accepted_batches(first, topics.events, 300)[:2])
+    main_records = len(accepted_batches(first, topics.events, 300)) + 2 + 1
+    assert hook.total == result.read - result.caught_up == main_records
+    assert (result.invalid, result.below_fence) == (1, twice)
+    # user-3: left out as read; user-4 (erased meanwhile): left out in the catch-up, what was
+    # already folded is removed from the shadow tables before the swap.
+    erased = of("user-3", first) + of("user-3", hook.placed) + of("user-4", hook.placed)
+    assert result.erased == erased > 0
+    assert result.fences == nxt
+    kept = 4_000 + 700 - sum(of(u, first + hook.placed) for u in ("user-3", "user-4"))
     with psycopg.connect(pg_schema.conninfo) as conn:
         report = verify(conn)
         assert report.ok, report.samples
         assert report.rows["agg_user_totals"] > 0
         row = conn.execute(_DAY_TOTAL).fetchone()
         users = conn.execute("SELECT count(DISTINCT user_id) FROM agg_user_totals").fetchone()
-    assert row is not None and row[0] == result.counted - 100 == 4_000 - 200 + 700 - 156
+    assert row is not None and row[0] == kept
     assert users == (40 - 2,)
     # Readers saw the old tables, then the new ones: never anything in between.
     assert watcher.seen == {123, row[0]} and watcher.samples > 20
@@ -131,7 +164,7 @@ def test_rebuilt_aggregates_equal_the_reference_and_replace_the_live_tables(
         indexes = {r[0] for r in conn.execute(
             "SELECT indexname FROM pg_indexes WHERE schemaname = %s", (pg_schema.name,)
         )}  # fmt: skip
-        assert "agg_user_buckets_user" in indexes
+        assert "agg_user_totals_last_seen" in indexes
         shadow = conn.execute(
             "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (f"{pg_schema.name}_rebuild",)
         )

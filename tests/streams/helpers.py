@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,10 +20,12 @@ import psycopg
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from schemas import Event, codec, new_event_id
+from schemas.accepted import AcceptedBatch, encode_batch
 from schemas.config import KafkaSettings, TopicSettings
 from tests.fixtures.samples import sample_events
 
 REPO = Path(__file__).resolve().parents[2]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def make_events(
@@ -58,21 +61,76 @@ def make_events(
 
 _COPY_RAW = (
     "COPY analytics_events (event_id, occurred_at, schema_version, event_type, user_id, source, "
-    "properties) FROM STDIN"
+    "properties, kafka_partition, kafka_offset) FROM STDIN"
 )
 
 
-def copy_raw(conninfo: str, events: Sequence[Event]) -> None:
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """An event at the source coordinates the sink stored it from."""
+
+    partition: int
+    offset: int
+    event: Event
+
+
+def place(
+    events: Sequence[Event], partitions: int, nxt: dict[int, int] | None = None
+) -> list[Placed]:
+    """Source coordinates as the events topic gives them: keyed by user (a stable hash), offsets
+    consecutive per partition from ``nxt`` (updated: the next offset of each partition)."""
+    nxt = nxt if nxt is not None else {}
+    out = []
+    for e in events:
+        p = zlib.crc32(e.user_id.encode()) % partitions
+        offset = nxt.get(p, 0)
+        nxt[p] = offset + 1
+        out.append(Placed(p, offset, e))
+    return out
+
+
+def accepted_batches(
+    placed: Sequence[Placed], topic: str, per_batch: int = 500
+) -> list[AcceptedBatch]:
+    """What the sink forwards for ``placed`` (each partition's events in ``per_batch`` runs);
+    a run's range covers its offsets, so gaps (events the sink refused) fall inside it."""
+    by_partition: dict[int, list[Placed]] = {}
+    for p in sorted(placed, key=lambda x: (x.partition, x.offset)):
+        by_partition.setdefault(p.partition, []).append(p)
+    out = []
+    for partition, items in sorted(by_partition.items()):
+        for i in range(0, len(items), per_batch):
+            run = items[i : i + per_batch]
+            batch = AcceptedBatch(topic, partition, run[0].offset, run[-1].offset)
+            for x in run:
+                at = (x.event.occurred_at - _EPOCH) // timedelta(microseconds=1)
+                batch.append(x.offset, x.event.type, x.event.user_id, at, x.event.schema_version)
+            out.append(batch)
+    return out
+
+
+def produce_accepted(kafka: KafkaSettings, topic: str, batches: Sequence[AcceptedBatch]) -> None:
+    """Produce each batch to its source partition's number, as the sink does."""
+    producer = Producer({**kafka.librdkafka(), "linger.ms": 5, "enable.idempotence": True})
+    for b in batches:
+        producer.produce(topic, value=encode_batch(b), partition=b.partition)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+def copy_raw(conninfo: str, events: Sequence[Event] | Sequence[Placed]) -> None:
     """Insert ``events`` into ``analytics_events`` (the raw sink's job, done the simple way)."""
     with (
         psycopg.connect(conninfo) as conn,
         conn.cursor() as cur,
         cur.copy(_COPY_RAW) as copy,
     ):
-        for e in events:
+        for item in events:
+            e, where = (item.event, item) if isinstance(item, Placed) else (item, None)
             props = e.properties.model_dump_json(exclude_none=True)
             row = (e.event_id, e.occurred_at, e.schema_version, e.type, e.user_id)
-            copy.write_row((*row, e.source, props))
+            coords = (where.partition, where.offset) if where else (None, None)
+            copy.write_row((*row, e.source, props, *coords))
 
 
 def produce(kafka: KafkaSettings, topic: str, events: Sequence[Event] | Sequence[bytes]) -> None:
@@ -148,6 +206,10 @@ class WorkerEnv:
     topics: TopicSettings
     group_id: str
     log_dir: Path = Path("/tmp")
+    source_next: dict[int, int] = field(default_factory=dict)
+    """Next source offset per partition of the events the tests stored and forwarded."""
+    reforwarded: int = 0
+    """Events forwarded a second time (a sink crash between its commit and its produce)."""
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -157,6 +219,7 @@ class WorkerEnv:
             "BRAINSTREAM_POSTGRES_DSN": self.postgres_dsn,
             "BRAINSTREAM_POSTGRES_SCHEMA": self.schema,
             "BRAINSTREAM_TOPIC_EVENTS": self.topics.events,
+            "BRAINSTREAM_TOPIC_ACCEPTED": self.topics.accepted,
             "BRAINSTREAM_WORKER_GROUP_ID": self.group_id,
             "BRAINSTREAM_WORKER_WEB_PORT": str(free_port()),
             "BRAINSTREAM_WORKER_SESSION_TIMEOUT_S": "6",

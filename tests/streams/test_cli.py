@@ -9,10 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from brainstream.cli import app
-from streams.writer import PartitionBatch, apply_batch
+from streams.writer import apply_batch, prepare
 from tests.fixtures.services import PgSchema, Services
-from tests.streams.helpers import copy_raw, make_events
-from tests.streams.test_writer import records
+from tests.streams.helpers import accepted_batches, copy_raw, make_events, place
 
 pytestmark = pytest.mark.integration
 
@@ -25,11 +24,12 @@ def env(services: Services, pg_schema: PgSchema, monkeypatch: pytest.MonkeyPatch
 
 
 def test_rebuild_verify_and_top(env: PgSchema) -> None:
-    events = make_events(400, 20, end=datetime.now(UTC), seed=5, late_fraction=0)
-    copy_raw(env.conninfo, events)
+    placed = place(make_events(400, 20, end=datetime.now(UTC), seed=5, late_fraction=0), 1)
+    copy_raw(env.conninfo, placed)
+    batches = accepted_batches(placed, "t", 100)
     runner = CliRunner()
     with psycopg.connect(env.conninfo) as conn:
-        apply_batch(conn, "aggregates", "t", PartitionBatch(0, records(events[:300])))
+        apply_batch(conn, "aggregates", prepare("t", 0, batches[:3]))
 
     rebuilt = runner.invoke(app, ["aggregates", "rebuild"])
     assert rebuilt.exit_code == 0, rebuilt.output
@@ -38,7 +38,7 @@ def test_rebuild_verify_and_top(env: PgSchema) -> None:
     assert behind.exit_code == 1 and "DIFFERENCES" in behind.output
 
     with psycopg.connect(env.conninfo) as conn:
-        apply_batch(conn, "aggregates", "t", PartitionBatch(0, records(events)))
+        apply_batch(conn, "aggregates", prepare("t", 0, batches))
     ok = runner.invoke(app, ["aggregates", "verify"])
     assert ok.exit_code == 0 and "zero differences" in ok.output
 

@@ -1,4 +1,4 @@
-"""Pure parts of the workers: buckets, fold, decoding, splitting, backoff. No broker."""
+"""Pure parts of the workers: buckets, the fold of accepted batches, grouping. No broker."""
 
 from __future__ import annotations
 
@@ -8,19 +8,24 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import InvalidEvent, codec
+from schemas.accepted import AcceptedBatch, encode_batch
 from streams.backoff import delays
 from streams.buckets import buckets_of, truncate
-from streams.fold import Deltas, fold
-from streams.processor import RawRecord, split
-from streams.records import FutureSkew, Record, decode_record
-from tests.fixtures.samples import sample_event
+from streams.fold import Deltas, fold, to_datetime, to_us
+from streams.processor import RawRecord, group
+from streams.writer import prepare
 
 T0 = datetime(2026, 3, 1, 12, 34, 56, 789, tzinfo=UTC)
 
+Event = tuple[str, str, datetime]
+"""(user, type, occurred_at)"""
 
-def rec(offset: int, user: str = "u1", kind: str = "login", at: datetime = T0) -> Record:
-    return Record(0, offset, kind, user, at)
+
+def batch(events: list[Event], partition: int = 0, start: int = 0) -> AcceptedBatch:
+    out = AcceptedBatch("t", partition, start, start + max(len(events), 1) - 1)
+    for i, (user, kind, at) in enumerate(events):
+        out.append(start + i, kind, user, to_us(at), 1)
+    return out
 
 
 def test_truncate_every_granularity_in_utc() -> None:
@@ -33,25 +38,38 @@ def test_truncate_every_granularity_in_utc() -> None:
         truncate(T0, "week")
 
 
+def test_microseconds_round_trip_exactly() -> None:
+    for moment in (T0, datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)):
+        assert to_datetime(to_us(moment)) == moment
+
+
 def test_fold_counts_per_bucket_user_and_type() -> None:
     later = T0 + timedelta(minutes=2)
-    deltas = fold([rec(0), rec(1, at=later), rec(2, user="u2"), rec(3, kind="search")])
-    minute = truncate(T0, "minute")
+    deltas = fold(
+        batch(
+            [("u1", "login", T0), ("u1", "login", later), ("u2", "login", T0), ("u1", "search", T0)]
+        )
+    )
+    us = {g: to_us(truncate(T0, g)) for g in ("minute", "hour", "day")}
     assert deltas.events == 4
-    assert deltas.type_counts[("minute", minute, "login")] == 2
-    assert deltas.type_counts[("hour", truncate(T0, "hour"), "login")] == 3
-    assert deltas.type_counts[("day", truncate(T0, "day"), "search")] == 1
-    seen = deltas.user_buckets[("hour", truncate(T0, "hour"), "u1", "login")]
-    assert (seen.count, seen.first, seen.last) == (2, T0, later)
+    assert deltas.type_counts[("minute", us["minute"], "login")] == 2
+    assert deltas.type_counts[("hour", us["hour"], "login")] == 3
+    assert deltas.type_counts[("day", us["day"], "search")] == 1
+    seen = deltas.user_buckets[("hour", us["hour"], "u1", "login")]
+    assert (seen.count, seen.first, seen.last) == (2, to_us(T0), to_us(later))
     total = deltas.user_totals[("u1", "login")]
-    assert (total.count, total.first, total.last) == (2, T0, later)
-    assert not fold([])
+    assert (total.count, total.first, total.last) == (2, to_us(T0), to_us(later))
+    assert not any(g == "minute" for g, *_ in deltas.user_buckets)  # no per-user minute rows
+    assert not fold(batch([]))
+
+
+def test_fold_leaves_out_the_users_it_is_told_to_skip() -> None:
+    deltas = fold(batch([("u1", "login", T0), ("gone", "login", T0)]), {"gone"})
+    assert deltas.events == 1 and set(deltas.user_totals) == {("u1", "login")}
 
 
 events_st = st.lists(
-    st.builds(
-        rec,
-        st.integers(0, 10_000),
+    st.tuples(
         st.sampled_from(["u1", "u2", "u3"]),
         st.sampled_from(["login", "search"]),
         st.datetimes(
@@ -71,56 +89,65 @@ def _flat(d: Deltas) -> tuple[object, ...]:
     )
 
 
-@given(events_st, st.integers(0, 60))
-def test_fold_of_a_split_batch_equals_fold_of_the_whole(records: list[Record], cut: int) -> None:
-    """Folding is associative: a batch cut anywhere (a crash, a rebalance) folds the same."""
-    assert _flat(fold(records[cut:], fold(records[:cut]))) == _flat(fold(records))
+def _reference(events: list[Event]) -> tuple[object, ...]:
+    """The fold by definition, one event at a time (what the SQL reference computes)."""
+    counts: dict[tuple[str, int, str], int] = {}
+    buckets: dict[tuple[str, int, str, str], tuple[int, int, int]] = {}
+    totals: dict[tuple[str, str], tuple[int, int, int]] = {}
+
+    def add(table: dict[object, tuple[int, int, int]], key: object, at: int) -> None:
+        n, first, last = table.get(key, (0, at, at))
+        table[key] = (n + 1, min(first, at), max(last, at))
+
+    for user, kind, moment in events:
+        at = to_us(moment)
+        for g, start in buckets_of(moment):
+            counts[(g, to_us(start), kind)] = counts.get((g, to_us(start), kind), 0) + 1
+            if g != "minute":
+                add(buckets, (g, to_us(start), user, kind), at)  # type: ignore[arg-type]
+        add(totals, (user, kind), at)  # type: ignore[arg-type]
+    return (len(events), counts, buckets, totals)
 
 
 @given(events_st)
-def test_type_counts_are_the_sums_of_user_buckets(records: list[Record]) -> None:
-    deltas = fold(records)
+def test_fold_equals_the_definition(events: list[Event]) -> None:
+    assert _flat(fold(batch(events))) == _reference(events)
+
+
+@given(events_st, st.integers(0, 60))
+def test_a_prepared_run_of_batches_folds_as_one(events: list[Event], cut: int) -> None:
+    """Two consecutive accepted records of a partition, applied in one transaction, fold the same
+    as one record holding both."""
+    first, second = batch(events[:cut]), batch(events[cut:], start=max(cut, 1) + 10)
+    prepared = prepare("t", 0, [first, second])
+    assert prepared.folded is not None
+    assert _flat(prepared.folded) == _reference(events)
+
+
+@given(events_st)
+def test_type_hour_and_day_counts_are_the_sums_of_user_buckets(events: list[Event]) -> None:
+    deltas = fold(batch(events))
     sums: dict[tuple[object, ...], int] = {}
     for (g, b, _user, kind), seen in deltas.user_buckets.items():
         sums[(g, b, kind)] = sums.get((g, b, kind), 0) + seen.count
-    assert sums == deltas.type_counts
+    assert sums == {k: n for k, n in deltas.type_counts.items() if k[0] != "minute"}
 
 
-def test_decode_record_keeps_coordinates_and_envelope_fields() -> None:
-    event = sample_event("search", user_id="u9", occurred_at=T0)
-    got = decode_record(2, 41, codec.encode(event), None)
-    assert got == Record(2, 41, "search", "u9", T0)
-
-
-def test_decode_record_rejects_what_the_sink_dead_letters() -> None:
-    with pytest.raises(InvalidEvent):
-        decode_record(0, 0, b'{"type": "login"}', None)
-    with pytest.raises(InvalidEvent):
-        decode_record(0, 0, None, None)
-
-
-def test_future_skew_clamps_or_skips_like_the_sink() -> None:
-    stamp = (T0 - timedelta(hours=2)).replace(microsecond=0)
-    value = codec.encode(sample_event("login", occurred_at=T0))
-    ms = int(stamp.timestamp() * 1000)
-    assert decode_record(0, 0, value, ms).occurred_at == stamp
-    assert decode_record(0, 0, value, ms, FutureSkew(3 * 3600)).occurred_at == T0
-    with pytest.raises(InvalidEvent):
-        decode_record(0, 0, value, ms, FutureSkew(60, "skip"))
-
-
-def test_split_groups_by_partition_and_keeps_invalid_offsets() -> None:
-    good = codec.encode(sample_event("login", occurred_at=T0))
-    raws = [RawRecord(1, 5, good, 1), RawRecord(0, 3, b"junk", 1), RawRecord(1, 6, good, None)]
-    (p0, stamps0), (p1, stamps1) = split(raws, FutureSkew())
-    assert (p0.partition, list(p0.records), list(p0.invalid_offsets), p0.last_offset) == (
-        0,
-        [],
-        [3],
-        3,
-    )
-    assert [r.offset for r in p1.records] == [5, 6] and p1.last_offset == 6
-    assert (stamps0, stamps1) == ([], [1])
+def test_group_keeps_record_order_per_source_partition_and_names_invalid_records() -> None:
+    a = batch([("u1", "login", T0)], partition=1, start=5)
+    b = batch([("u2", "login", T0)], partition=0, start=3)
+    c = batch([("u1", "login", T0)], partition=1, start=9)
+    raws = [
+        RawRecord(1, 0, encode_batch(a)),
+        RawRecord(0, 0, b"junk"),
+        RawRecord(0, 1, encode_batch(b)),
+        RawRecord(1, 1, encode_batch(c)),
+        RawRecord(2, 0, None),
+    ]
+    groups, invalid = group(raws)
+    assert invalid == 2
+    assert [x.first_offset for x in groups[("t", 1)]] == [5, 9]
+    assert [x.first_offset for x in groups[("t", 0)]] == [3]
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:
