@@ -28,6 +28,7 @@ def test_demo_lands_every_event_in_both_projections(
         "BRAINSTREAM_POSTGRES_SCHEMA": pg_schema.name,
         "BRAINSTREAM_TOPIC_EVENTS": topics.events,
         "BRAINSTREAM_TOPIC_DLQ": topics.dlq,
+        "BRAINSTREAM_TOPIC_ACCEPTED": topics.accepted,
         "BRAINSTREAM_TOPIC_ERASURES": topics.erasures,
         "BRAINSTREAM_SINK_GROUP_ID": f"demo-sink-{run}",
         "BRAINSTREAM_WORKER_GROUP_ID": f"demo-worker-{run}",

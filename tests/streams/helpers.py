@@ -110,8 +110,9 @@ def accepted_batches(
 
 
 def produce_accepted(kafka: KafkaSettings, topic: str, batches: Sequence[AcceptedBatch]) -> None:
-    """Produce each batch to its source partition's number, as the sink does."""
-    producer = Producer({**kafka.librdkafka(), "linger.ms": 5, "enable.idempotence": True})
+    """Produce each batch to its source partition's number, lz4-compressed, as the sink does."""
+    conf = {"linger.ms": 5, "enable.idempotence": True, "compression.type": "lz4"}
+    producer = Producer({**kafka.librdkafka(), **conf})
     for b in batches:
         producer.produce(topic, value=encode_batch(b), partition=b.partition)
         producer.poll(0)

@@ -105,13 +105,14 @@ def running_worker(
         "BRAINSTREAM_POSTGRES_SCHEMA": schema,
         "BRAINSTREAM_TOPIC_EVENTS": topics.events,
         "BRAINSTREAM_TOPIC_DLQ": topics.dlq,
+        "BRAINSTREAM_TOPIC_ACCEPTED": topics.accepted,
         "BRAINSTREAM_TOPIC_ERASURES": topics.erasures,
         "BRAINSTREAM_WORKER_GROUP_ID": group,
         "BRAINSTREAM_WORKER_WEB_PORT": str(web_port),
         "BRAINSTREAM_WORKER_SESSION_TIMEOUT_S": "6",
         "BRAINSTREAM_WORKER_HEARTBEAT_INTERVAL_S": "1",
         "BRAINSTREAM_WORKER_COMMIT_INTERVAL_S": "1",
-        "BRAINSTREAM_WORKER_BATCH_WITHIN_S": "0.2",
+        "BRAINSTREAM_WORKER_TAKE_WITHIN_S": "0.2",
         "BRAINSTREAM_WORKER_LOG_LEVEL": "warning",
     }
     with log.open("ab") as out:
