@@ -13,10 +13,10 @@ class WorkerConfig(BaseModel):
     projection: str = "aggregates"
     """Name of the fenced projection (``stream_offsets.consumer_group``): not the Kafka group, so
     a new consumer group or an offset reset never counts an event twice."""
-    take_max: int = Field(default=64, ge=1, le=10_000)
+    take_max: int = Field(default=256, ge=1, le=10_000)
     """Accepted records (sink batches, up to thousands of events each) the agent takes at once;
     their source partitions are applied concurrently, each in one transaction."""
-    take_within_s: float = Field(default=0.05, gt=0, le=60)
+    take_within_s: float = Field(default=0.25, gt=0, le=60)
     """A partial take is applied after this many seconds (freshness: the sink's batch interval
     plus this plus one transaction)."""
     max_fetch_bytes: int = Field(default=8 * 1024 * 1024, ge=1024 * 1024)

@@ -46,9 +46,8 @@ def register_pages(
     class Health(View):
         async def get(self, request: Request) -> Response:
             ok = processor.db_ok
-            return self.json(
-                {"db_ok": ok, "connected": processor.healthy()}, status=200 if ok else 503
-            )
+            doc = {"db_ok": ok, "connected": processor.healthy(), "partitions": _assigned(app)}
+            return self.json(doc, status=200 if ok else 503)
 
     @app.page("/aggregates/types")
     class Types(View):
@@ -69,3 +68,11 @@ def register_pages(
                     headers={"WWW-Authenticate": 'Bearer realm="brainstream"'},
                 )
             return self.json(await query(lambda conn: queries.user_json(conn, user_id)))
+
+
+def _assigned(app: faust.App) -> int:
+    """Partitions of the accepted stream assigned to this worker now (0 before the group join)."""
+    try:
+        return len(app.consumer.assignment())
+    except Exception:  # the consumer is not started yet (or stopping)
+        return 0
