@@ -1,6 +1,7 @@
 """Pipeline health: broker, database, consumer lag, dead letters and last write times.
 
 Lag is ``end offset - committed offset`` per consumer group and partition of the events topic
+(of the accepted stream for a group that commits only there: the aggregate workers)
 (end offsets read with ``read_committed`` isolation, so transaction markers do not count as
 lag). A group that never committed on a partition would start from the earliest retained record,
 so its lag there is the whole retained partition. Every projection with an offset fence in
@@ -275,8 +276,23 @@ def kafka_facts(
     ends = _offsets(admin, topics.events, partitions, _OffsetSpec.latest(), timeout)
     starts = _offsets(admin, topics.events, partitions, _OffsetSpec.earliest(), timeout)
     lags: list[PartitionLag] = []
+    accepted = _partitions(metadata, topics.accepted)
+    accepted_offsets: tuple[dict[int, int], dict[int, int]] | None = None
     for group in groups:
         committed = _committed(clients.consumer(group), group, topics.events, partitions, timeout)
+        if accepted and all(c is None for c in committed.values()):
+            # The aggregate workers consume the sink's accepted stream: their lag is there.
+            on_accepted = _committed(
+                clients.consumer(group), group, topics.accepted, accepted, timeout
+            )
+            if any(c is not None for c in on_accepted.values()):
+                if accepted_offsets is None:
+                    accepted_offsets = (
+                        _offsets(admin, topics.accepted, accepted, _OffsetSpec.latest(), timeout),
+                        _offsets(admin, topics.accepted, accepted, _OffsetSpec.earliest(), timeout),
+                    )
+                lags += lag_rows(group, on_accepted, *accepted_offsets)
+                continue
         lags += lag_rows(group, committed, ends, starts)
     lags += fence_lags(fences, ends)
     return KafkaFacts(ends, lags, _dlq_size(admin, metadata, topics.dlq, timeout))
