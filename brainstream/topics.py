@@ -17,7 +17,12 @@ def topic_specs(topics: TopicSettings) -> list[NewTopic]:
         "cleanup.policy": "delete",
     }
     return [
-        NewTopic(topics.events, topics.events_partitions, rf, config=retention),
+        NewTopic(
+            topics.events,
+            topics.events_partitions,
+            rf,
+            config={**retention, "message.timestamp.type": topics.events_timestamp_type},
+        ),
         NewTopic(topics.dlq, 3, rf, config=retention),
         # Batch i of source partition p goes to partition p: same count, same retention as the
         # events it describes. Records stay under 1 MB (sinks.forward chunks them).

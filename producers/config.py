@@ -44,6 +44,10 @@ class TrackerConfig(BaseModel):
     """librdkafka's in-memory queue; when full, ``track()`` spools instead of blocking."""
     close_timeout: float = Field(default=5.0, ge=0)
     """Bound of the flush run at interpreter exit."""
+    max_attempts: int = Field(default=5, ge=1, le=1_000)
+    """Failed deliveries (the broker answered with an error that may pass) before a record is
+    dropped as ``retries_exhausted``. Permanent errors drop at once; an unreachable broker
+    counts no attempt (its events wait in the spool, bounded by ``spool_max_bytes``)."""
     resend_interval: float = Field(default=1.0, gt=0)
     """How often the poller looks at the spool (and probes the broker while it is down)."""
     log_interval: float = Field(default=10.0, gt=0)

@@ -1,8 +1,20 @@
 """Where every event ends up: delivered, spooled, re-sent or dropped (with a reason).
 
-Delivery reports arrive on the poller thread. A failed record is appended to the spool (or
-counted as dropped when the error is permanent or the disk refuses it). Problems are counted
-per reason and handed to ``on_error``/the log once per poller tick, never once per event.
+Delivery reports arrive on the poller thread. Each failure is classified (:func:`classify`):
+
+- ``permanent``: no re-send can succeed (the broker refuses the record itself, its size or
+  timestamp, or this client's rights to the topic). Dropped once, with the error's name as
+  the reason (``dropped_total{reason="INVALID_TIMESTAMP"}``) and an ``EventsDropped``.
+- ``unreachable``: the broker was not reached (timed out, transport down, purged). Spooled;
+  re-sends wait for the broker (the poller probes it) and are not counted as attempts.
+- ``transient``: the broker answered with an error that may pass (no leader, not enough
+  replicas, unknown topic, anything unknown). Spooled and re-sent, at most
+  ``TrackerConfig.max_attempts`` failed deliveries in all, then dropped as
+  ``retries_exhausted``.
+
+The attempt count travels with the spooled record in a header that only the spool sees
+(:data:`ATTEMPTS`; stripped before each re-send). Problems are counted per reason and handed
+to ``on_error``/the log once per poller tick, never once per event.
 """
 
 from __future__ import annotations
@@ -10,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from confluent_kafka import KafkaError
 
@@ -23,21 +35,70 @@ log = logging.getLogger("brainstream.producers")
 
 OnError = Callable[[TrackingError], None]
 
-_PERMANENT = {
-    KafkaError.MSG_SIZE_TOO_LARGE,
-    KafkaError.INVALID_MSG,
-    KafkaError.INVALID_RECORD,
-    KafkaError.TOPIC_AUTHORIZATION_FAILED,
-    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
-    KafkaError.RECORD_LIST_TOO_LARGE,
-}
+ATTEMPTS = "brainstream-sdk-attempts"
+"""Spool-only header: failed deliveries of the record so far (never sent to Kafka)."""
+
+Outcome = Literal["permanent", "unreachable", "transient"]
+
+PERMANENT = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_TIMESTAMP,  # the producer host's clock is outside the broker's window
+        KafkaError.UNSUPPORTED_FOR_MESSAGE_FORMAT,
+        KafkaError.INVALID_REQUIRED_ACKS,
+        KafkaError.POLICY_VIOLATION,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError._AUTHENTICATION,
+        KafkaError._INVALID_ARG,
+    }
+)
+"""librdkafka delivery errors no re-send can fix: the record or the client's rights are refused."""
+
+UNREACHABLE = frozenset(
+    {
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._PURGE_QUEUE,
+        KafkaError._PURGE_INFLIGHT,
+        KafkaError._DESTROY,
+        KafkaError._FATAL,  # the producer is replaced; the record itself is fine
+        KafkaError._TIMED_OUT,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NETWORK_EXCEPTION,
+    }
+)
+"""Errors that say the broker was not reached: re-sent when it is back, no attempt counted."""
+
+
+def classify(err: KafkaError) -> Outcome:
+    """``permanent``, ``unreachable`` or ``transient`` (anything else, bounded re-sends)."""
+    code = err.code()
+    if code in PERMANENT:
+        return "permanent"
+    if code in UNREACHABLE:
+        return "unreachable"
+    return "transient"
 
 
 class Outbox:
     """Accounting and spooling shared by the caller threads and the poller thread."""
 
-    def __init__(self, spool: Spool, on_error: OnError | None, ratelog: RateLimitedLog) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        on_error: OnError | None,
+        ratelog: RateLimitedLog,
+        max_attempts: int = 5,
+    ) -> None:
         self.spool = spool
+        self.max_attempts = max_attempts
         self._on_error = on_error
         self._ratelog = ratelog
         self.reset_counters()
@@ -57,19 +118,30 @@ class Outbox:
         self._report: BatchReport | None = None
 
     # --- reports from librdkafka (poller thread) -----------------------------------------
-    def on_delivery(self, err: KafkaError | None, msg: Any) -> None:
+    def on_delivery(self, err: KafkaError | None, msg: Any, attempts: int = 0) -> None:
+        """A delivery report; ``attempts``: failed deliveries of this record before this one."""
         if err is None:
             self.delivered.inc()
             self.broker_down = False
             return
         self.failed.inc()
-        if err.code() in _PERMANENT:
+        outcome = classify(err)
+        if outcome == "permanent":
             self.drop(err.name(), 1)
             return
-        if err.code() in (KafkaError._MSG_TIMED_OUT, KafkaError._TRANSPORT):
-            self.broker_down = True
+        if outcome == "unreachable":
+            if err.code() in (KafkaError._MSG_TIMED_OUT, KafkaError._TRANSPORT):
+                self.broker_down = True
+        else:
+            attempts += 1
+            if attempts >= self.max_attempts:
+                self.drop("retries_exhausted", 1, f"{err.name()} after {attempts} attempts")
+                return
         self.problem("delivery_failed", err.name(), 1)
-        self.to_spool(msg.key(), msg.value(), msg.headers() or [])
+        headers = msg.headers() or []
+        if attempts:
+            headers = [*headers, (ATTEMPTS, b"%d" % attempts)]
+        self.to_spool(msg.key(), msg.value(), headers)
 
     # --- spooling (any thread) -----------------------------------------------------------
     def to_spool(self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
@@ -96,11 +168,19 @@ class Outbox:
             self._unsent.reverse()  # pop() from the end = oldest first
             self._report = BatchReport(self, seg, len(self._unsent))
         sent = 0
+        report = self._report
+        assert report is not None
         while self._unsent and sent < room:
             key, value, headers = self._unsent.pop()
+            attempts = 0
+            if headers and headers[-1][0] == ATTEMPTS:
+                attempts = int(headers[-1][1])
+                headers = headers[:-1]
             try:
-                produce(value=value, key=key, headers=headers, on_delivery=self._report)
+                produce(value=value, key=key, headers=headers, on_delivery=report.of(attempts))
             except BufferError:
+                if attempts:
+                    headers = [*headers, (ATTEMPTS, b"%d" % attempts)]
                 self._unsent.append((key, value, headers))
                 break
             self.resent.inc()
@@ -174,6 +254,17 @@ class BatchReport:
         self._remaining = records
         if not records:
             outbox.spool.release(seg)
+
+    def of(self, attempts: int) -> Callable[[KafkaError | None, Any], None]:
+        """The delivery callback of one re-sent record that failed ``attempts`` times before."""
+        if not attempts:
+            return self
+
+        def report(err: KafkaError | None, msg: Any) -> None:
+            self._outbox.on_delivery(err, msg, attempts)
+            self.settle()
+
+        return report
 
     def __call__(self, err: KafkaError | None, msg: Any) -> None:
         self._outbox.on_delivery(err, msg)

@@ -82,7 +82,7 @@ class Tracker:
             spool = Spool(self.config.spool_dir, self.config.spool_max_bytes)
         except OSError as exc:
             raise SpoolUnavailable(self.config.spool_dir, exc) from None
-        self._outbox = Outbox(spool, on_error, ratelog)
+        self._outbox = Outbox(spool, on_error, ratelog, self.config.max_attempts)
         self._ratelog = ratelog
         self._closed = False
         self._close_lock = threading.Lock()

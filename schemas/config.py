@@ -71,6 +71,10 @@ class TopicSettings(BaseSettings):
     ``brainstream dev up`` makes them 1/1 on one broker, 3/2 on three."""
     events_retention_days: int = Field(default=90, ge=1)
     """How long the log keeps events (the seed's 90 days); ``-1``-style infinity is not offered."""
+    events_timestamp_type: Literal["LogAppendTime", "CreateTime"] = "LogAppendTime"
+    """The events topic's ``message.timestamp.type``: broker time by default, so the consumers'
+    future-skew rule compares ``occurred_at`` with a clock the producer host does not control,
+    and a host whose clock is ahead is not refused (``INVALID_TIMESTAMP``) but clamped."""
     segment_ms: int = Field(default=6 * 3600 * 1000, ge=60_000, le=86_400_000)
     """Segments roll at least daily, so retention deletes data within a day of its age bound."""
 

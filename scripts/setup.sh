@@ -33,6 +33,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev,bench]"
+  .venv/bin/python -m pip install -q -e ".[all,dev,bench]"
   touch "$stamp"
 fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,34 @@ def test_what_reached_the_spool_survives_sigkill(
     assert drainer["stats"]["recovered"] == 1000 == drainer["stats"]["delivered"]
     counts = counts_by_id(read_topic(kafka_settings, topics.events, 1000))
     assert set(counts) == set(killed["ids"]) and set(counts.values()) == {1}
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_a_multiprocessing_child_that_returns_delivers_its_event(
+    kafka_settings: KafkaSettings, topics: TopicSettings, tmp_path: Path, method: str
+) -> None:
+    """Issue 17 item 5: the child exits through ``os._exit`` (no atexit) with its event still
+    queued (linger 2 s); the multiprocessing finalizer flushes it."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("BRAINSTREAM_")},
+        "MP_BOOTSTRAP": kafka_settings.bootstrap_servers,
+        "MP_TOPIC": topics.events,
+        "MP_SPOOL": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.producers.mp_child", method],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    child = next(line for line in lines if line["who"] == "child")
+    parent = next(line for line in lines if line["who"] == "parent")
+    assert parent["exitcode"] == 0 and child["id"] is not None
+    published = read_topic(kafka_settings, topics.events, expect=1, timeout=30)
+    assert counts_by_id(published) == {child["id"]: 1}
+    assert published[0].event.user_id == f"user-{method}"

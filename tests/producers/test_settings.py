@@ -28,6 +28,7 @@ NOT_DEFAULT: dict[str, Any] = {
     "compression": "zstd",
     "queue_max_messages": 4_321,
     "close_timeout": 1.5,
+    "max_attempts": 3,
     "resend_interval": 0.25,
     "log_interval": 3.0,
     "prometheus": False,

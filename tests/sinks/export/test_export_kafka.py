@@ -11,7 +11,13 @@ import psycopg
 import pytest
 import zstandard
 from confluent_kafka import TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 from pydantic import SecretStr
 
 import schemas
@@ -190,6 +196,22 @@ def test_pseudonymised_export_holds_no_raw_user_id(
 def test_time_range_offsets_and_filters(
     kafka_settings: KafkaSettings, topics: TopicSettings, pg_schema: PgSchema, tmp_path: Path
 ) -> None:
+    # The producer sets each record's time: the topic takes CreateTime (brainstream's events
+    # topic uses the broker's LogAppendTime, which would replace them).
+    resource = ConfigResource(
+        ResourceType.TOPIC,
+        topics.events,
+        incremental_configs=[
+            ConfigEntry(
+                "message.timestamp.type",
+                "CreateTime",
+                incremental_operation=AlterConfigOpType.SET,
+            )
+        ],
+    )
+    admin = AdminClient(kafka_settings.librdkafka())
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(30)
     # Record timestamps well inside the topic's retention (older ones may be deleted any time).
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
     batches = [events(300, start=T0 + timedelta(hours=h)) for h in range(3)]
