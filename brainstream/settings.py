@@ -15,7 +15,10 @@ class PostgresSettings(BaseSettings):
     """``BRAINSTREAM_POSTGRES_*``."""
 
     model_config = SettingsConfigDict(
-        env_prefix="BRAINSTREAM_POSTGRES_", extra="ignore", populate_by_name=True
+        env_prefix="BRAINSTREAM_POSTGRES_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
     )
 
     dsn: SecretStr = SecretStr("postgresql://brainstream:brainstream@127.0.0.1:5432/brainstream")
@@ -36,13 +39,11 @@ class PostgresSettings(BaseSettings):
 class Settings(BaseSettings):
     """Everything the CLI composes. Sub-models read their own prefixes."""
 
-    model_config = SettingsConfigDict(env_prefix="BRAINSTREAM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="BRAINSTREAM_", env_file=".env", extra="ignore")
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
-    source: str = "brainstream"
-    """Service name stamped on events produced by the CLI's own demo traffic."""
     api_token: SecretStr | None = None
     """``BRAINSTREAM_API_TOKEN``: the bearer token of every endpoint that returns per-user data
     (dashboard user lookup, worker ``/aggregates/users/{id}``, export API). Required to listen

@@ -9,7 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class DashboardSettings(BaseSettings):
     """Where the dashboard listens, what it watches and when ``brainstream status`` fails."""
 
-    model_config = SettingsConfigDict(env_prefix="BRAINSTREAM_DASHBOARD_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BRAINSTREAM_DASHBOARD_", env_file=".env", extra="ignore"
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8050, ge=0, le=65_535)

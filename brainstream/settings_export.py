@@ -11,4 +11,6 @@ class ExportSettings(ExportConfig, BaseSettings):
     """Every field of :class:`sinks.export.config.ExportConfig`, e.g.
     ``BRAINSTREAM_EXPORT_OUTPUT_DIR`` and ``BRAINSTREAM_EXPORT_PSEUDONYM_KEY``."""
 
-    model_config = SettingsConfigDict(env_prefix="BRAINSTREAM_EXPORT_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BRAINSTREAM_EXPORT_", env_file=".env", extra="ignore"
+    )

@@ -10,10 +10,14 @@ from sinks.config import RetentionConfig, SinkConfig
 class SinkSettings(SinkConfig, BaseSettings):
     """Every field of :class:`sinks.config.SinkConfig`, e.g. ``BRAINSTREAM_SINK_GROUP_ID``."""
 
-    model_config = SettingsConfigDict(env_prefix="BRAINSTREAM_SINK_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BRAINSTREAM_SINK_", env_file=".env", extra="ignore"
+    )
 
 
 class RetentionSettings(RetentionConfig, BaseSettings):
     """``BRAINSTREAM_RETENTION_DAYS`` (90), ``_DAYS_AHEAD`` (7), ``_LOCK_TIMEOUT_MS`` (5000)."""
 
-    model_config = SettingsConfigDict(env_prefix="BRAINSTREAM_RETENTION_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BRAINSTREAM_RETENTION_", env_file=".env", extra="ignore"
+    )

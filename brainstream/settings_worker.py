@@ -10,4 +10,6 @@ from streams.config import WorkerConfig
 class WorkerSettings(WorkerConfig, BaseSettings):
     """Every field of :class:`streams.config.WorkerConfig`, e.g. ``BRAINSTREAM_WORKER_GROUP_ID``."""
 
-    model_config = SettingsConfigDict(env_prefix="BRAINSTREAM_WORKER_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BRAINSTREAM_WORKER_", env_file=".env", extra="ignore"
+    )

@@ -17,7 +17,9 @@ from schemas import topics
 class KafkaSettings(BaseSettings):
     """``BRAINSTREAM_KAFKA_*``: where the brokers are and how to authenticate."""
 
-    model_config = SettingsConfigDict(env_prefix="BRAINSTREAM_KAFKA_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BRAINSTREAM_KAFKA_", env_file=".env", extra="ignore"
+    )
 
     bootstrap_servers: str = "127.0.0.1:9092"
     client_id: str = "brainstream"
@@ -56,7 +58,9 @@ class KafkaSettings(BaseSettings):
 class TopicSettings(BaseSettings):
     """``BRAINSTREAM_TOPIC_*``: names and shape of the topics."""
 
-    model_config = SettingsConfigDict(env_prefix="BRAINSTREAM_TOPIC_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BRAINSTREAM_TOPIC_", env_file=".env", extra="ignore"
+    )
 
     events: str = topics.EVENTS
     dlq: str = topics.DLQ

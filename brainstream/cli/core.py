@@ -121,13 +121,27 @@ def db_migrate() -> None:
 
 
 @topics_app.command("create")
-def topics_create() -> None:
-    """Create brainstream's topics on BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS (idempotent)."""
-    from brainstream.topics import ensure_topics
+def topics_create(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, change nothing."),
+    timeout: float = typer.Option(30.0, help="Seconds to wait for the cluster."),
+) -> None:
+    """Create brainstream's topics on BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS and reconcile the
+    existing ones: changed retention/segment settings are altered; more partitions than exist
+    are refused (exit 1: it would move users to other partitions). Idempotent."""
+    from brainstream.topics import apply_topics, plan_topics
 
     settings = Settings()
-    created = ensure_topics(settings.kafka, settings.topics)
-    console.print(f"created: {created or 'none (all present)'}")
+    changes = plan_topics(settings.kafka, settings.topics, timeout)
+    for change in changes:
+        typer.echo(
+            ("would " if dry_run and change.kind in ("create", "alter") else "") + str(change)
+        )
+    if not changes:
+        typer.echo("topics up to date")
+    if not dry_run:
+        apply_topics(settings.kafka, settings.topics, changes, timeout)
+    if any(c.kind == "refuse" for c in changes):
+        raise typer.Exit(1)
 
 
 @schemas_app.command("export")

@@ -1,0 +1,43 @@
+"""Logging of every ``brainstream`` process: ``--log-level`` and ``--log-format text|json``.
+
+JSON lines carry ``ts`` (ISO 8601, UTC), ``level``, ``logger``, ``message`` and, when there is
+one, ``exc`` (the formatted traceback), so a log shipper needs no parsing rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Literal
+
+import orjson
+
+LogFormat = Literal["text", "json"]
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+def configure(level: str = "INFO", fmt: LogFormat = "text") -> None:
+    """Replace the root logger's handlers with one stderr handler of ``fmt`` at ``level``."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
