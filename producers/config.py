@@ -52,6 +52,12 @@ class TrackerConfig(BaseModel):
     """How often the poller looks at the spool (and probes the broker while it is down)."""
     log_interval: float = Field(default=10.0, gt=0)
     """At most one log line per kind of problem per interval (with a count of the rest)."""
+    send: bool = True
+    """``False``: a disabled tracker (tests, local runs): events are validated as usual and kept
+    in memory (``tracker.recorded()``), nothing is sent, no spool is written."""
+    sample_rates: dict[str, float] = Field(default_factory=dict)
+    """Per event type, the fraction of ``track()`` calls kept (``{"page_view": 0.1}``; types
+    not listed: all). Sampled-out calls return ``None`` and count in ``stats().filtered``."""
     prometheus: bool = True
     """Expose ``brainstream_sdk_*_total`` through prometheus-client when it is installed."""
     librdkafka: dict[str, Any] = Field(default_factory=dict)

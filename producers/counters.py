@@ -52,6 +52,8 @@ class TrackerStats:
     in_spool: int
     """Waiting in this process's spool files."""
     dropped_by_reason: dict[str, int] = field(default_factory=dict)
+    filtered: int = 0
+    """Not tracked on purpose: sampled out, or dropped by ``before_send`` (never validated)."""
 
     @property
     def unexplained(self) -> int:
@@ -65,5 +67,6 @@ class TrackerStats:
             "in_flight": self.in_flight,
             "in_spool": self.in_spool,
             "dropped_by_reason": dict(self.dropped_by_reason),
+            "filtered": self.filtered,
             "unexplained": self.unexplained,
         }

@@ -107,6 +107,7 @@ class Outbox:
         self.tracked, self.delivered, self.invalid = Counter(), Counter(), Counter()
         self.spooled, self.resent, self.recovered = Counter(), Counter(), Counter()
         self.failed = Counter()
+        self.filtered = Counter()
         self.bypassed = Counter()
         """Tracked events that never reached librdkafka (spooled on overflow, or closed)."""
         self._problems_lock = threading.Lock()
@@ -240,6 +241,7 @@ class Outbox:
             in_flight=self._in_flight(tracked, delivered),
             in_spool=self.spool.waiting + len(self._unsent),
             dropped_by_reason=by_reason,
+            filtered=self.filtered.value,
         )
 
 

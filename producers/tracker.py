@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from time import time_ns
 from typing import Any
 
@@ -25,6 +29,7 @@ from producers.counters import TrackerStats
 from producers.delivery import OnError, Outbox
 from producers.encoder import Encoder, Headers, TypeCodec
 from producers.errors import EventRejected, SpoolUnavailable
+from producers.memory import MemoryProducer
 from producers.ratelog import RateLimitedLog, RateLimitFilter
 from producers.settings import SdkSettings
 from producers.spool import Spool
@@ -43,6 +48,7 @@ _NO_USER = FieldError("user_id", "missing", "no user_id given and no user contex
 _AMBIGUOUS = FieldError(
     "properties", "ambiguous", "give properties= or keyword properties, not both"
 )
+BeforeSend = Callable[[dict[str, Any]], dict[str, Any] | None]
 _current_user = context._current.get
 _USER_CACHE_MAX = 10_000
 _ADOPT_EVERY = 30.0
@@ -63,10 +69,16 @@ class Tracker:
         topic: str = topics.EVENTS,
         config: TrackerConfig | None = None,
         on_error: OnError | None = None,
+        before_send: BeforeSend | None = None,
         registry: EventRegistry = REGISTRY,
         clock: Callable[[], float] = time.monotonic,
         **options: Any,
     ) -> None:
+        """``before_send(event)``: called with ``{"type", "user_id", "properties",
+        "occurred_at"}`` for each ``track(name, ...)`` call, before validation; returns the
+        event to send (the same dict, changed or not) or ``None`` to drop it (counted in
+        ``stats().filtered``). An ``Event`` instance is already validated: it is not passed.
+        If it raises, the event is rejected (``on_error``) and the caller is not."""
         base = config or TrackerConfig()
         self.config = TrackerConfig.model_validate({**base.model_dump(), **options})
         self.source = context.check_id(self.config.source, "source")
@@ -78,15 +90,23 @@ class Tracker:
         self._codecs: dict[str, TypeCodec] = {}
         self._users: dict[str, UserContext] = {}
         ratelog = RateLimitedLog(log, self.config.log_interval, clock)
+        spool_dir = self.config.spool_dir
+        if not self.config.send:  # nothing can fail to send: a private, empty spool
+            spool_dir = Path(tempfile.mkdtemp(prefix="brainstream-disabled-"))
         try:
-            spool = Spool(self.config.spool_dir, self.config.spool_max_bytes)
+            spool = Spool(spool_dir, self.config.spool_max_bytes)
         except OSError as exc:
-            raise SpoolUnavailable(self.config.spool_dir, exc) from None
+            raise SpoolUnavailable(spool_dir, exc) from None
         self._outbox = Outbox(spool, on_error, ratelog, self.config.max_attempts)
         self._ratelog = ratelog
         self._closed = False
         self._close_lock = threading.Lock()
         self._fatal: KafkaError | None = None
+        self._before_send = before_send
+        self._sample_rates = dict(self.config.sample_rates)
+        if before_send is not None or self._sample_rates:
+            # an instance attribute: the plain hot path pays nothing for the hooks
+            self.track = self.track_session_event = self._track_hooked  # type: ignore[method-assign]
         self._start()
         forking.watch(self)
         if self.config.prometheus:
@@ -107,6 +127,20 @@ class Tracker:
             on_error=on_error,
             **options,
         )
+
+    @classmethod
+    def disabled(cls, **options: Any) -> Tracker:
+        """A tracker that validates as usual and keeps events in memory instead of sending
+        them (``send=False``): for tests of the host service. :meth:`recorded` returns them."""
+        options.setdefault("prometheus", False)
+        return cls(KafkaSettings(), send=False, **options)
+
+    def recorded(self) -> list[Event]:
+        """The events a disabled tracker kept, decoded as a consumer would; raises
+        ``RuntimeError`` on a tracker that sends."""
+        if not isinstance(self._producer, MemoryProducer):
+            raise RuntimeError("recorded() is for Tracker.disabled() / send=False")
+        return self._producer.events()
 
     # --- the hot path --------------------------------------------------------------------
     def track(
@@ -176,6 +210,53 @@ class Tracker:
 
     track_session_event = track
     """The seed's ``trackSessionEvent``: ``track`` with the user from :meth:`user`."""
+
+    def _track_hooked(
+        self,
+        event: Event | str,
+        /,
+        user_id: str | None = None,
+        *,
+        properties: Mapping[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+        **props: Any,
+    ) -> str | None:
+        """``track`` with sampling and ``before_send`` (installed only when configured)."""
+        name = event.type if isinstance(event, Event) else event
+        rate = self._sample_rates.get(name) if isinstance(name, str) else None
+        if rate is not None and random.random() >= rate:
+            self._outbox.filtered.inc()
+            return None
+        hook = self._before_send
+        if hook is None or not isinstance(event, str):
+            return Tracker.track(
+                self, event, user_id, properties=properties, occurred_at=occurred_at, **props
+            )
+        ctx = _current_user() if user_id is None else None
+        given = {
+            "type": event,
+            "user_id": user_id if ctx is None else ctx.user_id,
+            "properties": dict(props if properties is None else properties),
+            "occurred_at": occurred_at,
+        }
+        try:
+            changed = hook(given)
+        except Exception as exc:
+            error = FieldError(
+                "<before_send>", "raised", f"before_send raised {type(exc).__name__}"
+            )
+            return self._reject(event, InvalidEvent([error]))
+        if changed is None:
+            self._outbox.filtered.inc()
+            return None
+        new_user = changed.get("user_id")
+        return Tracker.track(
+            self,
+            changed.get("type", event),
+            None if ctx is not None and new_user == ctx.user_id else new_user,
+            properties=changed.get("properties") or {},
+            occurred_at=changed.get("occurred_at"),
+        )
 
     def _send(self, key: bytes, value: bytes, headers: Headers) -> None:
         self._count_tracked()
@@ -288,7 +369,7 @@ class Tracker:
         conf["error_cb"] = self._on_kafka_error
         conf["logger"] = librdkafka_log
         self._conf = conf
-        self._producer = Producer(conf)
+        self._producer = Producer(conf) if self.config.send else MemoryProducer(conf["on_delivery"])
         self._produce = self._producer.produce
         self._count_tracked = self._outbox.tracked.inc
         self._stop = threading.Event()
@@ -383,6 +464,8 @@ class Tracker:
             self._producer.poll(0)  # purged records are spooled for the next process
         self._outbox.report()
         self._outbox.spool.close()
+        if not self.config.send:
+            shutil.rmtree(self._outbox.spool.directory, ignore_errors=True)
         forking.forget(self)
         return self.stats()
 

@@ -32,6 +32,8 @@ NOT_DEFAULT: dict[str, Any] = {
     "resend_interval": 0.25,
     "log_interval": 3.0,
     "prometheus": False,
+    "send": False,
+    "sample_rates": {"page_view": 0.5},
     "librdkafka": {"socket.keepalive.enable": True},
     "schema_versions": {"page_view": 1},
 }
