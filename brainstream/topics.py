@@ -87,7 +87,7 @@ class TopicChange:
     """For ``alter``: the settings to set (name -> new value)."""
 
     def __str__(self) -> str:
-        return f"{self.kind:<6} {self.topic}: {self.detail}"
+        return f"{self.kind} {self.topic}: {self.detail}"
 
 
 def plan_topics(
