@@ -380,7 +380,7 @@ class Tracker:
         self._poller.start()
 
     def _on_kafka_error(self, err: KafkaError) -> None:
-        if err.fatal():
+        if err.fatal() or err.code() == KafkaError._FATAL:  # see sinks.batch.is_fatal
             self._fatal = err
         elif err.code() == KafkaError._ALL_BROKERS_DOWN:
             self._outbox.broker_down = True

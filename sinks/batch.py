@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from confluent_kafka import Message
+from confluent_kafka import KafkaError, Message
 
 TopicPartitionKey = tuple[str, int]
 
@@ -29,3 +29,14 @@ def without_partitions(records: list[Message], revoked: set[TopicPartitionKey]) 
     if not revoked:
         return records
     return [r for r in records if (r.topic(), r.partition()) not in revoked]
+
+
+def is_fatal(err: KafkaError) -> bool:
+    """Whether librdkafka's client is unusable after ``err``.
+
+    A consumer reports a fatal error (e.g. fenced by another member with the same
+    ``group.instance.id``) as a message whose error code is ``_FATAL`` and whose ``fatal()``
+    flag is not set; only the error callback gets the flagged underlying error. Both mean the
+    client must be recreated (see librdkafka's ``rd_kafka_fatal_error``).
+    """
+    return bool(err.fatal()) or err.code() == KafkaError._FATAL

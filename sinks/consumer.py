@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from schemas.config import TopicSettings
 from sinks.backoff import Backoff
-from sinks.batch import TopicPartitionKey, offset_ranges, without_partitions
+from sinks.batch import TopicPartitionKey, is_fatal, offset_ranges, without_partitions
 from sinks.config import SinkConfig
 from sinks.dlq import DeadLetters, DlqContext
 from sinks.forward import Forwarder, ForwardStopped, accepted_batches
@@ -223,7 +223,7 @@ class Sink:
             return True
         if err.code() == KafkaError._PARTITION_EOF:
             return False
-        if err.fatal():
+        if is_fatal(err):
             raise KafkaException(err)
         log.warning("consumer error: %s", err.name())
         return False

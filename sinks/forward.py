@@ -33,6 +33,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from schemas.accepted import AcceptedBatch, encode_batch
 from schemas.errors import BrainstreamError
 from sinks.backoff import Backoff
+from sinks.batch import is_fatal
 from sinks.records import Row
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,7 @@ class Forwarder:
             if stop.is_set() and waited >= _STOP_GRACE_SECONDS:
                 raise ForwardStopped("shutdown while accepted records were in flight")
         for err in errors:
-            if err.fatal() or err.code() in _PERMANENT:
+            if is_fatal(err) or err.code() in _PERMANENT:
                 raise ForwardError(f"{self.topic}: {err.str()}")
         if errors:
             log.warning("accepted records not acknowledged (%s); producing again", errors[0])

@@ -6,13 +6,15 @@ import json
 import uuid
 from datetime import UTC, date, datetime
 
-from confluent_kafka import Message
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from schemas import FieldError
 from schemas.topics import DLQ_PREFIX
 from sinks.backoff import Backoff
-from sinks.batch import offset_ranges, without_partitions
+from sinks.batch import is_fatal, offset_ranges, without_partitions
 from sinks.config import RetentionConfig
+from sinks.consumer import Sink
 from sinks.dlq import DlqContext, dlq_headers
 from sinks.dlq_admin import dlq_info
 from sinks.queries import Cursor
@@ -100,3 +102,19 @@ def test_partition_names_and_expiry() -> None:
 def test_cursor_token_round_trips() -> None:
     cursor = Cursor(datetime(2026, 1, 1, 3, tzinfo=UTC), uuid.uuid4())
     assert Cursor.parse(cursor.token()) == cursor
+
+
+def test_a_fenced_consumer_stops_the_sink_instead_of_polling_on() -> None:
+    # librdkafka hands a fenced static member (same group.instance.id) a _FATAL message whose
+    # fatal() flag is unset; logging it and polling on left the sink running with a dead consumer.
+    fenced = Message(topic="t", partition=0, offset=1, error=KafkaError(KafkaError._FATAL))
+    assert is_fatal(fenced.error())
+    with pytest.raises(KafkaException):
+        Sink._usable(fenced)
+
+
+def test_transient_consumer_errors_are_not_fatal() -> None:
+    assert not is_fatal(KafkaError(KafkaError._TRANSPORT))
+    assert not Sink._usable(
+        Message(topic="t", partition=0, error=KafkaError(KafkaError._TRANSPORT))
+    )
