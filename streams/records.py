@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Literal
 
 from schemas import FieldError, InvalidEvent, codec
@@ -41,15 +41,23 @@ def decode_record(
 ) -> Record:
     """Validate the record value against the contract (the same rule as the raw sink).
 
-    Raises :class:`schemas.InvalidEvent` for anything the sink would dead-letter.
+    Raises :class:`schemas.InvalidEvent` for anything the sink would dead-letter, and for any
+    other failure on this record (rule ``internal_error``), never another exception. The skew
+    rule compares epoch milliseconds, as the sink does: a record timestamp beyond the calendar
+    cannot overflow it.
     """
-    event = codec.decode(value)
+    try:
+        event = codec.decode(value)
+    except InvalidEvent:
+        raise
+    except Exception as exc:
+        error = FieldError("<event>", "internal_error", f"decode failed ({type(exc).__name__})")
+        raise InvalidEvent([error], "decode") from None
     occurred_at = event.occurred_at
-    if timestamp_ms is not None and timestamp_ms > 0:
-        record_time = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
-        if occurred_at > record_time + timedelta(seconds=skew.seconds):
-            if skew.policy == "skip":
-                error = FieldError("occurred_at", "future_skew", "is too far after record time")
-                raise InvalidEvent([error])
-            occurred_at = record_time
+    ahead = timestamp_ms is not None and timestamp_ms > 0
+    if ahead and occurred_at.timestamp() * 1000 > timestamp_ms + skew.seconds * 1000:  # type: ignore[operator]
+        if skew.policy == "skip":
+            error = FieldError("occurred_at", "future_skew", "is too far after record time")
+            raise InvalidEvent([error])
+        occurred_at = datetime.fromtimestamp(timestamp_ms / 1000, UTC)  # type: ignore[operator]
     return Record(partition, offset, event.type, event.user_id, occurred_at)
