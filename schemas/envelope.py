@@ -102,14 +102,15 @@ def bounded(schema: CoreSchema) -> CoreSchema:
     ``float``: strict, finite; ``bool``: strict; ``datetime``: strict, within
     ``[OCCURRED_MIN, OCCURRED_MAX)`` intersected with the field's own bounds; ``str``: no
     U+0000, by :data:`NO_NUL_PATTERN` when it has no pattern, by its own pattern when that
-    provably excludes U+0000, else by a validator after it (which keeps the type off the plain
-    fast path, see :mod:`schemas.plain`). Idempotent.
+    provably excludes U+0000, else by :func:`no_nul` after it (which :mod:`schemas.plain`
+    mirrors). Idempotent.
     """
     _bound(schema)
     return schema
 
 
-def _no_nul(value: str) -> str:
+def no_nul(value: str) -> str:
+    """Refuse U+0000 (rule ``nul_character``): the guard of a string whose pattern admits it."""
     if "\x00" in value:
         raise PydanticCustomError(NUL_CHARACTER, "must not contain U+0000")
     return value
@@ -161,7 +162,7 @@ def _admits_nul(pattern: str) -> bool:
 def _bound(node: Any) -> None:
     if isinstance(node, dict):
         kind = node.get("type")
-        if kind == "function-after" and node["function"].get("function") is _no_nul:
+        if kind == "function-after" and node["function"].get("function") is no_nul:
             return  # bounded already
         if kind == "str":
             pattern = node.get("pattern")
@@ -170,7 +171,7 @@ def _bound(node: Any) -> None:
             elif isinstance(pattern, str) and _admits_nul(pattern):
                 inner = dict(node)
                 node.clear()
-                node.update(core_schema.no_info_after_validator_function(_no_nul, inner))
+                node.update(core_schema.no_info_after_validator_function(no_nul, inner))
             return
         if kind == "int":
             node["strict"] = True
