@@ -34,7 +34,9 @@ def topic_specs(topics: TopicSettings) -> list[NewTopic]:
             rf,
             config={**retention, "message.timestamp.type": topics.events_timestamp_type},
         ),
-        NewTopic(topics.dlq, 3, rf, config=retention),
+        NewTopic(
+            topics.dlq, 3, rf, config={**retention, "retention.ms": str(topics.dlq_retention_ms)}
+        ),
         # Batch i of source partition p goes to partition p: same count, same retention as the
         # events it describes. Records stay under 1 MB (sinks.forward chunks them).
         NewTopic(topics.accepted, topics.events_partitions, rf, config=retention),

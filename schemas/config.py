@@ -79,6 +79,9 @@ class TopicSettings(BaseSettings):
     """The events topic's ``message.timestamp.type``: broker time by default, so the consumers'
     future-skew rule compares ``occurred_at`` with a clock the producer host does not control,
     and a host whose clock is ahead is not refused (``INVALID_TIMESTAMP``) but clamped."""
+    dlq_retention_days: int = Field(default=30, ge=1, le=365)
+    """How long the dead-letter topic keeps a record: bounded, so an erased user's dead letters
+    (which ``dlq inspect`` and ``dlq replay`` skip) age out of the log too."""
     segment_ms: int = Field(default=6 * 3600 * 1000, ge=60_000, le=86_400_000)
     """Segments roll at least daily, so retention deletes data within a day of its age bound."""
 
@@ -91,6 +94,10 @@ class TopicSettings(BaseSettings):
     @property
     def events_retention_ms(self) -> int:
         return self.events_retention_days * 86_400_000
+
+    @property
+    def dlq_retention_ms(self) -> int:
+        return self.dlq_retention_days * 86_400_000
 
 
 def _reveal(secret: SecretStr | None) -> str | None:

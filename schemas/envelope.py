@@ -12,7 +12,8 @@ applied to the envelope and to every :class:`Properties` model, built-in or regi
   a year to spare for window arithmetic) all hold them;
 - integers fit in signed 64 bits (Postgres ``bigint``, Parquet ``int64``, orjson, JSON readers
   of other languages); a tighter bound of the field wins;
-- floats are finite (JSON has no NaN or infinity: serialisers would write ``null``).
+- floats are finite (JSON has no NaN or infinity: serialisers would write ``null``);
+- strings hold no U+0000 (Postgres ``text`` and ``jsonb`` cannot store it).
 
 Integers, floats, booleans and datetimes are strict JSON types: ``true`` is not an integer,
 ``"1200"`` is not a number and a number is not a datetime (``schemas.decode`` also validates in
@@ -34,7 +35,7 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
-from pydantic_core import CoreSchema, PydanticCustomError
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from schemas.ids import new_event_id
 
@@ -59,7 +60,7 @@ FieldName = Annotated[
 ]
 """A field *name* (never its value), e.g. which profile fields changed."""
 
-UrlPath = Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=r"^/[^\s]*$")]
+UrlPath = Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=r"^/[^\s\x00]*$")]
 """An application path (no scheme or host), e.g. ``/tasks/42``."""
 
 Label = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -75,6 +76,11 @@ so normalising any offset and adding any rolling window stays representable."""
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
 """Bounds of any integer of the contract (signed 64 bits)."""
+
+NO_NUL_PATTERN = r"^[^\x00]*$"
+"""The pattern :func:`bounded` gives a string that has none of its own."""
+NUL_CHARACTER = "nul_character"
+"""The rule named when a string holds U+0000."""
 
 OUT_OF_RANGE = "out_of_range"
 """The rule named when a value is beyond a bound of the contract (not of its field)."""
@@ -94,15 +100,79 @@ def bounded(schema: CoreSchema) -> CoreSchema:
 
     ``int``: strict, within signed 64 bits unless the field has its own bound on that side;
     ``float``: strict, finite; ``bool``: strict; ``datetime``: strict, within
-    ``[OCCURRED_MIN, OCCURRED_MAX)`` intersected with the field's own bounds. Idempotent.
+    ``[OCCURRED_MIN, OCCURRED_MAX)`` intersected with the field's own bounds; ``str``: no
+    U+0000, by :data:`NO_NUL_PATTERN` when it has no pattern, by its own pattern when that
+    provably excludes U+0000, else by :func:`no_nul` after it (which :mod:`schemas.plain`
+    mirrors). Idempotent.
     """
     _bound(schema)
     return schema
 
 
+def no_nul(value: str) -> str:
+    """Refuse U+0000 (rule ``nul_character``): the guard of a string whose pattern admits it."""
+    if "\x00" in value:
+        raise PydanticCustomError(NUL_CHARACTER, "must not contain U+0000")
+    return value
+
+
+def _admits_nul(pattern: str) -> bool:
+    """False only when ``pattern`` provably matches no string holding U+0000: no ``.``, no
+    ``\\S``/``\\D``/``\\W``/``\\p``/code-point escapes outside a negated class, and every
+    negated class lists ``\\x00``. Anything it cannot read counts as admitting."""
+    if "\x00" in pattern:
+        return True
+    i, n = 0, len(pattern)
+    in_class = negated = has_nul = False
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            esc = pattern[i + 1 : i + 2]
+            if in_class and negated:
+                has_nul = (
+                    has_nul or pattern[i : i + 4] == "\\x00" or pattern[i : i + 6] == "\\u0000"
+                )
+            elif esc in ("", "x", "u", "U", "0", "c", "N", "S", "D", "W", "p", "P", "X") or (
+                esc.isdigit()
+            ):
+                return True
+            i += 2
+            continue
+        if in_class:
+            if c == "[":
+                return True  # nested class or set operation: not read here
+            if c == "]":
+                if negated and not has_nul:
+                    return True
+                in_class = False
+            i += 1
+            continue
+        if c == "[":
+            in_class, negated, has_nul = True, pattern[i + 1 : i + 2] == "^", False
+            i += 2 if negated else 1
+            if pattern[i : i + 1] == "]":
+                i += 1  # a leading ']' is literal
+            continue
+        if c == ".":
+            return True
+        i += 1
+    return in_class
+
+
 def _bound(node: Any) -> None:
     if isinstance(node, dict):
         kind = node.get("type")
+        if kind == "function-after" and node["function"].get("function") is no_nul:
+            return  # bounded already
+        if kind == "str":
+            pattern = node.get("pattern")
+            if pattern is None:
+                node["pattern"] = NO_NUL_PATTERN
+            elif isinstance(pattern, str) and _admits_nul(pattern):
+                inner = dict(node)
+                node.clear()
+                node.update(core_schema.no_info_after_validator_function(no_nul, inner))
+            return
         if kind == "int":
             node["strict"] = True
             if node.get("le") is None and node.get("lt") is None:

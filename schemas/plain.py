@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import CoreSchema, SchemaValidator, core_schema
 
-from schemas.envelope import Event, Properties
+from schemas.envelope import Event, Properties, no_nul
 
 _NATIVE_LEAVES = frozenset({"str", "int", "float", "bool", "none"})
 
@@ -137,6 +137,8 @@ def _native(schema: Any) -> bool:
         return True
     if kind in ("model-field", "default", "nullable"):
         return _native(schema["schema"])
+    if kind == "function-after" and schema["function"].get("function") is no_nul:
+        return _native(schema["schema"])  # the contract's U+0000 guard: a str stays a str
     if kind == "literal":
         return all(v is None or type(v) in (str, int, bool) for v in schema["expected"])
     if kind == "tuple":

@@ -33,7 +33,7 @@ from typing import Annotated, Any, TypeVar, Union, get_args
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from pydantic_core import CoreSchema, SchemaValidator, core_schema
 
-from schemas.envelope import BOUND_LIMITS, OUT_OF_RANGE, Event
+from schemas.envelope import BOUND_LIMITS, NO_NUL_PATTERN, NUL_CHARACTER, OUT_OF_RANGE, Event
 from schemas.errors import FieldError, InvalidEvent, UnknownEventType, UnknownSchemaVersion
 from schemas.plain import properties_validator, union_validator
 
@@ -428,6 +428,11 @@ def invalid_event(exc: ValidationError, *, tagged: bool, tags: int = 1) -> Inval
             map(str, err.get("ctx", {}).values())
         ):
             rule = OUT_OF_RANGE  # a bound of the contract itself, not of the field
+        elif (
+            rule == "string_pattern_mismatch"
+            and err.get("ctx", {}).get("pattern") == NO_NUL_PATTERN
+        ):
+            rule = NUL_CHARACTER
         if rule in ("union_tag_invalid", "union_tag_not_found"):
             unknown = rule == "union_tag_invalid"
             loc = ["type"]
@@ -444,6 +449,7 @@ _LIMIT_RULES = frozenset({"greater_than_equal", "greater_than", "less_than", "le
 
 _MESSAGES = {
     OUT_OF_RANGE: "out of range",
+    NUL_CHARACTER: "must not contain U+0000",
     "finite_number": "must be a finite number",
     "union_tag_invalid": "is not a registered event type",
     "union_tag_not_found": "is required to tell the event type",

@@ -1,13 +1,21 @@
-"""Operator tools for the dead-letter topic: inspect what is there, re-submit what is fixed."""
+"""Operator tools for the dead-letter topic: inspect what is there, re-submit what is fixed.
+
+Both skip the dead letters of erased users (``erased``: the users of the compacted erasures
+topic and of ``erased_users``; a letter belongs to the user its key or its ``user_id`` names):
+inspect never shows them and replay never re-publishes them. They age out of the topic with its
+retention (``BRAINSTREAM_TOPIC_DLQ_RETENTION_DAYS``).
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
 import schemas
@@ -39,6 +47,8 @@ class ResubmitReport:
     resubmitted: int = 0
     still_invalid: int = 0
     filtered_out: int = 0
+    erased: int = 0
+    """Dead letters of erased users: never re-published."""
     details: list[str] = field(default_factory=list)
 
 
@@ -50,10 +60,19 @@ def dlq_info(headers: list[tuple[str, Any]] | None) -> dict[str, str]:
     }
 
 
-def inspect(kafka_conf: dict[str, Any], topic: str, limit: int = 100) -> list[DeadLetter]:
-    """The first ``limit`` dead letters (from the beginning of the topic)."""
+def inspect(
+    kafka_conf: dict[str, Any],
+    topic: str,
+    limit: int = 100,
+    *,
+    erased: AbstractSet[str] = frozenset(),
+) -> list[DeadLetter]:
+    """The first ``limit`` dead letters (from the beginning of the topic), but none of an
+    ``erased`` user."""
     found: list[DeadLetter] = []
     for msg in _read(kafka_conf, topic, group=f"brainstream-dlq-inspect-{uuid.uuid4().hex[:8]}"):
+        if erased and of_erased_user(msg, erased):
+            continue
         value = msg.value() or b""
         found.append(
             DeadLetter(
@@ -78,17 +97,22 @@ def resubmit(
     validate: bool = True,
     dry_run: bool = False,
     group: str = REPLAY_GROUP,
+    erased: AbstractSet[str] = frozenset(),
 ) -> ResubmitReport:
     """Re-produce dead letters (original key, value, headers) to the events topic, once each.
 
     Progress is kept in consumer group ``group``; with ``validate`` only records that now pass
-    the contract are re-submitted (the others stay in the DLQ, counted).
+    the contract are re-submitted (the others stay in the DLQ, counted). Letters of an
+    ``erased`` user are never re-submitted (counted in ``erased``).
     """
     report = ResubmitReport()
     producer = Producer({"enable.idempotence": True, **kafka_conf})
     consumer_holder: list[Consumer] = []
     for msg in _read(kafka_conf, dlq_topic, group=group, from_committed=True, keep=consumer_holder):
         report.read += 1
+        if erased and of_erased_user(msg, erased):
+            report.erased += 1
+            continue
         info = dlq_info(_headers(msg))
         if stages is not None and info.get("stage") not in stages:
             report.filtered_out += 1
@@ -110,6 +134,20 @@ def resubmit(
     for consumer in consumer_holder:
         consumer.close()
     return report
+
+
+def of_erased_user(msg: Message, erased: AbstractSet[str]) -> bool:
+    """Whether the record's key or its value's ``user_id`` names a user in ``erased``."""
+    key = msg.key()
+    if key is not None:
+        user = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+        if user in erased:
+            return True
+    try:
+        doc = orjson.loads(msg.value() or b"")
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(doc, dict) and doc.get("user_id") in erased
 
 
 def _bytes(value: str | bytes | None) -> bytes | None:

@@ -9,7 +9,7 @@ as erased.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,6 +74,30 @@ def erase_user(
             aggregates(conn, user_id)
         deleted = delete_user_rows(conn, user_id)
     return ErasureReport(user_id, new, deleted, erased_at)
+
+
+def record_erased(conn: Connection, users: Iterable[str], reason: str = "erasures topic") -> int:
+    """Make ``erased_users`` know every user in ``users`` and delete any raw row of theirs, in
+    ONE transaction under the exclusive erasure lock; returns how many were new here.
+
+    A rebuild calls it with the erasures topic before it writes (a fresh schema after
+    ``db migrate`` knows no erasure): the writer then drops their events, and so does the live
+    sink afterwards."""
+    wanted = sorted(set(users))
+    if not wanted:
+        return 0
+    table, events = sql.Identifier(ERASED_USERS_TABLE), sql.Identifier(EVENTS_TABLE)
+    with conn.transaction():
+        lock_exclusive(conn)
+        new = conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (user_id, reason) SELECT u, %s FROM unnest(%s::text[]) AS u"
+                " ON CONFLICT DO NOTHING"
+            ).format(table),
+            (reason, wanted),
+        ).rowcount
+        conn.execute(sql.SQL("DELETE FROM {} WHERE user_id = ANY(%s)").format(events), (wanted,))
+    return new
 
 
 def erasure_record(report: ErasureReport) -> tuple[bytes, bytes]:

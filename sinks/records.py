@@ -6,6 +6,7 @@ a fifth of the sink's decoding time."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,12 +14,13 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Message
-from pydantic import ValidationError
 
 import schemas
 from schemas import MAX_EVENT_BYTES, Event, FieldError, InvalidEvent
 from schemas.codec import header_mismatch
 from sinks.config import SinkConfig
+
+log = logging.getLogger(__name__)
 
 ORIGINAL_OCCURRED_AT = "_original_occurred_at"
 """Key added to ``properties`` when a future ``occurred_at`` was clamped."""
@@ -76,15 +78,43 @@ class Rejection:
 
 def to_row(record: Message, config: SinkConfig) -> Row | Rejection:
     """Decode and validate ``record`` (its ``bs.schema_version`` header, when present, must
-    agree with its value); apply the future-skew policy."""
+    agree with its value); apply the future-skew policy.
+
+    Never raises for a record: a contract violation is a rejection naming the fields, and any
+    other failure on this one record (a fault of the decoder or of building the row) is a
+    rejection at its stage (``decode`` or ``encode``) with the rule ``internal_error``, so one
+    record can neither stop the sink nor hold back its neighbours."""
     try:
         event = schemas.decode(record.value())
     except InvalidEvent as exc:
         return _rejection(record, exc)
-    mismatch = header_mismatch(record.headers(), event.schema_version)
-    if mismatch is not None:
-        return Rejection(record, "validate", "InvalidEvent", (mismatch,))
-    return _row(record, event, config)
+    except Exception as exc:
+        return fault(record, "decode", exc)
+    try:
+        mismatch = header_mismatch(record.headers(), event.schema_version)
+        if mismatch is not None:
+            return Rejection(record, "validate", "InvalidEvent", (mismatch,))
+        return _row(record, event, config)
+    except Exception as exc:
+        return fault(record, "encode", exc)
+
+
+def fault(record: Message, stage: str, exc: BaseException) -> Rejection:
+    """A rejection for an unexpected failure on one record at ``stage`` (the exception's class
+    is kept, never its message: it may quote the input)."""
+    log.warning(
+        "record %s:%s rejected at %s: %s",
+        record.partition(),
+        record.offset(),
+        stage,
+        type(exc).__name__,
+    )
+    error = FieldError("<event>", INTERNAL_ERROR, f"{stage} failed ({type(exc).__name__})")
+    return Rejection(record, stage, type(exc).__name__, (error,))
+
+
+INTERNAL_ERROR = "internal_error"
+"""The rule of a rejection that no rule of the contract names: a fault while handling it."""
 
 
 def split(records: list[Message], config: SinkConfig) -> tuple[list[Row], list[Rejection]]:
@@ -111,7 +141,7 @@ def split(records: list[Message], config: SinkConfig) -> tuple[list[Row], list[R
                 if ts > 0 and event["occurred_at"].timestamp() * 1000 > ts + skew_ms:
                     raise _ModelPath
             props = dumps(event["properties"]).decode()
-        except (ValidationError, _ModelPath):
+        except Exception:  # refused, deferred (_ModelPath), or a fault: to_row says which
             result = to_row(record, config)
             (rows if isinstance(result, Row) else rejected).append(result)  # type: ignore[arg-type]
             continue

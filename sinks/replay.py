@@ -12,15 +12,22 @@ Given a reader of the sink's accepted stream (``accepted``, what the CLI passes)
 records the live sink stored are written (:mod:`sinks.export.accepted`): a replay into an
 emptied table over any range then stores the very rows the sink stored, with the same
 lineage, and never a later duplicate of an event whose first copy lies before the range.
+
+Erasure: ``erased`` (the users of the compacted erasures topic, with those of the target's
+``erased_users``) is recorded in the target's ``erased_users`` before anything is written, so a
+replay into a fresh schema (disaster recovery after ``db migrate``) leaves them out, as does
+the live sink afterwards.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import psycopg
 
 from sinks.config import SinkConfig
+from sinks.erasure import record_erased
 from sinks.export.accepted import Accepted, load_accepted
 from sinks.export.config import LogRange
 from sinks.export.progress import NoProgress, Progress
@@ -59,6 +66,7 @@ def replay_to_raw(
     sink_config: SinkConfig | None = None,
     *,
     accepted: LogReader | None = None,
+    erased: Iterable[str] = (),
     progress: Progress | None = None,
 ) -> ReplayResult:
     """Raises :class:`~sinks.export.accepted.RangeUnsettled` (``accepted`` given) when the
@@ -73,6 +81,7 @@ def replay_to_raw(
     progress.start(sum(r.size for r in result.ranges))
     try:
         with psycopg.connect(conninfo) as conn:
+            record_erased(conn, erased)
             prepare(conn)
             for prange in result.ranges:
                 _replay_partition(reader, prange, conn, config, result, progress, kept)

@@ -8,10 +8,12 @@ unique violation, the savepoint is rolled back and the batch takes the staging p
 ``ON CONFLICT DO NOTHING`` skips and counts the duplicates. The savepoint costs a wasted COPY on
 redelivered batches only; a straight COPY costs about half of ``INSERT … SELECT … ON CONFLICT``.
 
-A data error (e.g. a NUL that ``jsonb`` refuses) rolls back to a savepoint and the batch is
-bisected until the offending rows are isolated; they are returned as rejections for the DLQ and
-the rest is written in the same transaction. Connection and transaction failures propagate
-(``psycopg.OperationalError``) for the caller to retry the whole batch.
+A fault of one row (:data:`ROW_FAULTS`: a data or constraint error of the server, e.g. a NUL
+that ``jsonb`` refuses, or a value the client cannot encode for COPY) rolls back to a savepoint
+and the batch is bisected until the offending rows are isolated; they are returned as
+rejections for the DLQ (stage ``persist``) and the rest is written in the same transaction.
+Connection and transaction failures propagate (``psycopg.OperationalError``) for the caller to
+retry the whole batch.
 
 Every path also says which rows the table now holds *by their own source coordinate*
 (``WriteResult.accepted``, the sink's forwarding rule, :mod:`sinks.forward`): on the fast path
@@ -45,6 +47,18 @@ COLUMNS = (
     "properties",
 )
 COPY_TYPES = ("uuid", "timestamptz", "int8", "int4", "int2", "text", "text", "text", "text")
+
+
+ROW_FAULTS: tuple[type[Exception], ...] = (
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    ValueError,
+    TypeError,
+    OverflowError,
+)
+"""Failures a single row can cause: the server's data (22xxx) and integrity (23xxx) errors, and
+the client's errors while encoding a value for COPY. Anything else (connection, protocol,
+SQL) concerns the whole batch and propagates."""
 
 
 @dataclass(slots=True)
@@ -126,12 +140,12 @@ def write_batch(conn: psycopg.Connection[tuple[object, ...]], rows: list[Row]) -
                 return _copy_direct(conn, rows)
         except psycopg.errors.UniqueViolation:
             pass  # some rows are stored already: the staging path skips them
-        except psycopg.DataError:
+        except ROW_FAULTS:
             return _bisect(conn, rows)
         try:
             with conn.transaction():
                 return _write(conn, rows, clear=False)
-        except psycopg.DataError:
+        except ROW_FAULTS:
             return _bisect(conn, rows)
 
 
@@ -190,7 +204,7 @@ def _bisect(conn: psycopg.Connection[tuple[object, ...]], rows: list[Row]) -> Wr
         try:
             with conn.transaction():
                 result.add(_write(conn, part, clear=True))
-        except psycopg.DataError as exc:
+        except ROW_FAULTS as exc:
             if len(part) == 1:
                 result.rejected.append(_persist_rejection(part[0], exc))
             else:
@@ -199,8 +213,13 @@ def _bisect(conn: psycopg.Connection[tuple[object, ...]], rows: list[Row]) -> Wr
     return result
 
 
-def _persist_rejection(row: Row, exc: psycopg.DataError) -> Rejection:
+def _persist_rejection(row: Row, exc: Exception) -> Rejection:
     # The server's message may quote the value; only the SQLSTATE and class travel on.
-    rule = exc.sqlstate or "client"
-    error = FieldError("<row>", rule, "rejected by the database")
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate:
+        error = FieldError("<row>", sqlstate, "rejected by the database")
+    else:
+        error = FieldError(
+            "<row>", "client", f"not encodable for the database ({type(exc).__name__})"
+        )
     return Rejection(row.origin, "persist", type(exc).__name__, (error,))

@@ -239,7 +239,7 @@ def replay(
         topic = settings.topics.events if to == "raw" else settings.topics.accepted
         reader = LogReader(consumer, topic, config, skip_deleted=True)
         if to == "raw":
-            _replay_raw(reader, selected, settings, progress)
+            _replay_raw(reader, selected, settings, config, progress)
         else:
             _replay_aggregates(reader, settings, config, progress)
     finally:
@@ -247,16 +247,23 @@ def replay(
 
 
 def _replay_raw(
-    reader: LogReader, selected: LogRange, settings: Settings, progress: Progress
+    reader: LogReader,
+    selected: LogRange,
+    settings: Settings,
+    config: ExportSettings,
+    progress: Progress,
 ) -> None:
     from confluent_kafka import Consumer
 
     from brainstream.settings_sink import SinkSettings
+    from sinks.export import load_erased
     from sinks.export.api import GROUP_ID
     from sinks.export.reader import LogReader, consumer_conf
     from sinks.replay import replay_to_raw
 
-    config = ExportSettings()
+    erased = load_erased(
+        settings.kafka.librdkafka(), settings.topics, settings.postgres.conninfo, config
+    )
     side = Consumer(consumer_conf(settings.kafka.librdkafka(), GROUP_ID))
     from sinks.export import ExportError
 
@@ -268,6 +275,7 @@ def _replay_raw(
             settings.postgres.conninfo,
             SinkSettings(),
             accepted=accepted if config.source == "accepted" else None,
+            erased=erased,
             progress=progress,
         )
     except ExportError as exc:

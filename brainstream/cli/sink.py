@@ -88,11 +88,13 @@ def dlq_inspect(
     limit: int = typer.Option(100, help="At most this many records."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
-    """Show the dead letters: source coordinates, stage, error class and field errors."""
+    """Show the dead letters: source coordinates, stage, error class and field errors (none of
+    an erased user)."""
     from sinks.dlq_admin import inspect
 
     settings = Settings()
-    letters = inspect(settings.kafka.librdkafka(), settings.topics.dlq, limit)
+    erased = _erased(settings)
+    letters = inspect(settings.kafka.librdkafka(), settings.topics.dlq, limit, erased=erased)
     if as_json:
         for d in letters:
             typer.echo(json.dumps({"partition": d.partition, "offset": d.offset, **d.info}))
@@ -114,7 +116,8 @@ def dlq_replay(
     validate: bool = typer.Option(True, help="Skip records that still fail the contract."),
     dry_run: bool = typer.Option(False, help="Count only; produce nothing, move no offsets."),
 ) -> None:
-    """Re-submit dead letters to the events topic (each once: progress kept in a group)."""
+    """Re-submit dead letters to the events topic (each once: progress kept in a group), never
+    those of an erased user."""
     from sinks.dlq_admin import resubmit
 
     settings = Settings()
@@ -125,10 +128,23 @@ def dlq_replay(
         stages=set(stage) or None,
         validate=validate,
         dry_run=dry_run,
+        erased=_erased(settings),
     )
     console.print(
         f"read {report.read}, re-submitted {report.resubmitted}, still invalid "
-        f"{report.still_invalid}, filtered out {report.filtered_out}"
+        f"{report.still_invalid}, filtered out {report.filtered_out}, "
+        f"of erased users {report.erased}"
+    )
+
+
+def _erased(settings: Settings) -> frozenset[str]:
+    """The erased users: the compacted erasures topic and ``erased_users``, as the export and
+    the rebuilds read them."""
+    from brainstream.settings_export import ExportSettings
+    from sinks.export import load_erased
+
+    return load_erased(
+        settings.kafka.librdkafka(), settings.topics, settings.postgres.conninfo, ExportSettings()
     )
 
 

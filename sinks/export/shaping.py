@@ -82,7 +82,7 @@ class Shaper:
                 continue
             try:
                 event = decode(value)
-            except InvalidEvent:
+            except Exception:  # refused (InvalidEvent) or any other fault on this one record
                 counts.outcomes[Outcome.UNDECODABLE] += 1
                 continue
             outcome = self._selection.outcome(event)

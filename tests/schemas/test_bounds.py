@@ -325,3 +325,69 @@ def test_decoder_and_json_schema_agree_on_type_confused_values() -> None:
                     continue
                 assert schema_ok == decoded, (name, path, value, schema_ok)
     assert checked > 1000
+
+
+# --- strings: no U+0000, which Postgres text and jsonb cannot hold ----------------------------
+
+
+def test_a_nul_in_any_string_is_refused_on_both_paths() -> None:
+    for type_name, props, field in [
+        ("login", {"method": "oauth", "provider": "a\u0000b"}, "properties.provider"),
+        ("page_view", {"path": "/a\u0000"}, "properties.path"),
+    ]:
+        with pytest.raises(schemas.InvalidEvent) as info:
+            schemas.REGISTRY.build(
+                type_name, {"user_id": "u1", "source": "web", "properties": props}
+            )
+        assert info.value.fields == [field]
+        error = refusal(orjson.dumps(record(type_name, props)))
+        assert error.fields == [field]
+    error = refusal(orjson.dumps(record("login", {"method": "oauth", "provider": "\u0000"})))
+    assert str(error) == "properties.provider: must not contain U+0000"
+
+
+def test_a_custom_pattern_that_admits_nul_is_guarded_after_it() -> None:
+    from typing import Annotated, Literal
+
+    from pydantic import Field
+
+    class NoteProperties(schemas.Properties):
+        text: Annotated[str, Field(pattern=r"^.+$")]
+        tag: Annotated[str, Field(pattern=r"^[a-z]+$")]
+
+    class Note(schemas.Event):
+        type: Literal["note"] = "note"
+        properties: NoteProperties
+
+    registry = schemas.EventRegistry(load_entry_points=False)
+    registry.register(Note)
+    with pytest.raises(schemas.InvalidEvent) as info:
+        registry.build(
+            "note",
+            {"user_id": "u1", "source": "web", "properties": {"text": "a\u0000", "tag": "x"}},
+        )
+    assert [(e.field, e.rule) for e in info.value.errors] == [("properties.text", "nul_character")]
+    assert registry.build(
+        "note", {"user_id": "u1", "source": "web", "properties": {"text": "a b", "tag": "x"}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "admits"),
+    [
+        (r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$", False),
+        (r"^/[^\s\x00]*$", False),
+        (r"^[a-z0-9.+\-]+/[a-z0-9.+\-]+$", False),
+        (r"^/[^\s]*$", True),
+        (r"^.*$", True),
+        (r"^\S+$", True),
+        (r"^\W$", True),
+        (r"^[\x00-\x7f]+$", True),
+        (r"^[[:alpha:]]+$", True),
+        (r"^[abc", True),
+    ],
+)
+def test_which_patterns_are_proven_to_exclude_nul(pattern: str, admits: bool) -> None:
+    from schemas.envelope import _admits_nul
+
+    assert _admits_nul(pattern) is admits

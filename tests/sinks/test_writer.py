@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -72,10 +73,11 @@ def test_a_duplicate_inside_one_batch_is_stored_once(
 def test_a_nul_character_is_isolated_and_the_rest_is_written(
     conn: psycopg.Connection[tuple[object, ...]],
 ) -> None:
-    providers = [f"p{i}" for i in range(40)]
-    providers[7] = "bad\u0000one"
-    providers[31] = "\u0000"
-    rows = _login_rows(providers)
+    # the contract refuses U+0000 before a row is built: rows that bypass it stand for any
+    # value the database refuses
+    rows = _login_rows([f"p{i}" for i in range(40)])
+    for i, text in ((7, "bad\\u0000one"), (31, "\\u0000")):
+        rows[i] = replace(rows[i], properties=f'{{"method":"oauth","provider":"{text}"}}')
     result = write_batch(conn, rows)
     assert result.inserted == 38
     rejected = {id(r.origin) for r in result.rejected}
@@ -134,3 +136,17 @@ def _check_sink_role(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     ):
         with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
             conn.execute(statement.encode())
+
+
+def test_a_value_the_client_cannot_encode_is_isolated_and_the_rest_is_written(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    """A fault while COPY encodes one row (here a text psycopg cannot encode as UTF-8) is that
+    row's rejection at the persist stage, not the batch's: the sink would crash-loop on it."""
+    rows = _rows(12)
+    rows[5] = replace(rows[5], source="web\ud800")
+    result = write_batch(conn, rows)
+    assert result.inserted == 11
+    assert [id(r.origin) for r in result.rejected] == [id(rows[5].origin)]
+    assert result.rejected[0].stage == "persist"
+    assert _count(conn) == 11
