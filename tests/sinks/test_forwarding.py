@@ -1,8 +1,10 @@
 """The sink forwards what it stored to the accepted stream (real broker and database).
 
 Duplicates (the same bytes produced again, the same event re-sent from the SDK's spool) and
-records dead-lettered at every stage (decode, validate, persist) are never forwarded; the
-stream describes exactly the raw table's rows, one record per batch and source partition."""
+records dead-lettered at decode or validate (the contract refuses what Postgres cannot hold, so
+a record's content no longer reaches a persist-stage refusal; the writer's bisection is covered
+in test_forward_rule.py) are never forwarded; the stream describes exactly the raw table's rows,
+one record per batch and source partition."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from schemas import encode
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.config import SinkConfig
 from sinks.dlq_admin import inspect
-from tests.fixtures.samples import sample_event, sample_events
+from tests.fixtures.samples import nul_login, sample_event, sample_events
 from tests.fixtures.services import PgSchema
 from tests.sinks.accepted import fold, processed_ranges, read_accepted, stored
 from tests.sinks.conftest import Record, count_rows, event_records, produce, running_sink, wait_for
@@ -40,7 +42,8 @@ def _poison() -> list[Record]:
     bad = {
         "decode": b"\x00\xffnot json",
         "validate": orjson.dumps({**valid, "type": "no_such_type"}),
-        "persist": encode(sample_event("login", properties={"method": "sso", "provider": "a\0"})),
+        # the contract refuses U+0000 (Postgres jsonb cannot hold it): validate, not persist
+        "nul": encode(nul_login()),
     }
     return [(stage.encode(), value, [("bs.test", stage.encode())]) for stage, value in bad.items()]
 
@@ -84,7 +87,7 @@ def test_the_accepted_stream_is_exactly_the_stored_rows(
     # Every offset of the topic was processed and is covered by some record's range.
     assert sum(hi - lo + 1 for lo, hi in processed_ranges(batches).values()) == len(mixed)
     letters = inspect(kafka_settings.librdkafka(), topics.dlq)
-    assert sorted(d.info["stage"] for d in letters) == ["decode", "persist", "validate"]
+    assert sorted(d.info["stage"] for d in letters) == ["decode", "validate", "validate"]
     refused = {(int(d.info["partition"]), int(d.info["offset"])) for d in letters}
     assert not refused & set(folded.counted)
 

@@ -52,7 +52,7 @@ def test_duplicates_and_dead_letters_are_never_counted_and_late_events_keep_thei
     records = event_records(events)
     again = records[::50]  # 2%: the same bytes produced again, later
     resent = _spooled(records[7::100], tmp_path / "spool")  # 1%: re-sent from the SDK's spool
-    poison = _poison()  # dead-lettered at decode, validate and persist
+    poison = _poison()  # dead-lettered at decode and validate (twice: a U+0000 is refused too)
     mixed = records[:3000] + poison[:2] + records[3000:] + again + poison[2:] + resent
     produce(kafka_settings, topics.events, mixed)
     worker = worker_env.start(tmp_path / "worker.log")

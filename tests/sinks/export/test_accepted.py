@@ -20,7 +20,7 @@ from schemas import encode, to_record
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.config import SinkConfig
 from sinks.export import ExportConfig, ExportRequest, RangeUnsettled, export, load
-from tests.fixtures.samples import sample_event
+from tests.fixtures.samples import nul_login, sample_event
 from tests.fixtures.services import PgSchema, Services
 from tests.sinks.conftest import Record, count_rows, produce, running_sink, wait_for
 from tests.sinks.export.helpers import events, jsonl_rows
@@ -46,11 +46,7 @@ def _poison() -> list[Record]:
     return [
         (b"decode", b"{not json", []),
         (b"validate", orjson.dumps({**valid, "type": "no_such_type"}), []),
-        (
-            b"persist",
-            encode(sample_event("login", properties={"method": "sso", "provider": "\0"})),
-            [],
-        ),
+        (b"nul", encode(nul_login()), []),  # the contract refuses U+0000 (validate)
     ]
 
 
