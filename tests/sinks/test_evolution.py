@@ -4,11 +4,15 @@ produces v2 (and a service pinned to v1 keeps producing v1), github_api_call (a 
 loaded through the entry point) is on the topic at v1, v2 and v3. A sink replaying the topic
 from offset 0 stores every event once, as written; the export holds every event in its type's
 latest shape; a record of an unknown version goes to the DLQ by name and its neighbours are
-stored."""
+stored. A worker folding the sink's accepted stream counts every event once whatever its
+version (it reads no property, so it needs no upcaster and no deploy of v2), ``aggregates
+verify`` finds no difference, and ``replay --to aggregates`` rebuilds the same tables."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -28,10 +32,11 @@ from sinks.dlq_admin import inspect
 from sinks.export import ExportConfig, ExportRequest, LogRange, export
 from sinks.replay import replay_to_raw
 from tests.fixtures.samples import OLDER_PROPERTIES, samples_of
-from tests.fixtures.services import PgSchema
+from tests.fixtures.services import PgSchema, Services
 from tests.schemas.test_versions import PageViewV2, _v1_to_v2
 from tests.sinks.conftest import count_rows, event_records, produce, running_sink, wait_for
 from tests.sinks.export.helpers import reader
+from tests.streams.helpers import REPO, WorkerEnv, end_offsets, stop, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -74,8 +79,41 @@ def _rows(conninfo: str) -> list[dict[str, Any]]:
         )
 
 
+def _aggregates(conninfo: str) -> dict[str, list[str]]:
+    """Every row of every live aggregate table, as text, in a stable order."""
+    with psycopg.connect(conninfo) as conn:
+        tables = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                " AND tablename LIKE 'agg\\_%%' AND tablename NOT LIKE '%%\\_rebuilt'"
+            )
+        ]
+        return {
+            t: [str(r[0]) for r in conn.execute(f"SELECT r::text FROM {t} r ORDER BY 1")]
+            for t in sorted(tables)
+        }
+
+
+def _cli(env: WorkerEnv, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "brainstream.cli", *args],
+        env=env.env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done.stdout
+
+
 def test_a_mixed_version_topic_replays_from_zero_and_exports_in_the_latest_shape(
-    kafka_settings: KafkaSettings, topics: TopicSettings, pg_schema: PgSchema, tmp_path: Path
+    kafka_settings: KafkaSettings,
+    topics: TopicSettings,
+    pg_schema: PgSchema,
+    services: Services,
+    tmp_path: Path,
 ) -> None:
     # --- before the deploy: page_view v1 from the SDK, github_api_call v1 to v3 ----------
     assert schemas.REGISTRY.latest("page_view") == 1
@@ -215,3 +253,35 @@ def test_a_mixed_version_topic_replays_from_zero_and_exports_in_the_latest_shape
     assert sorted(
         (r["event_id"], r["schema_version"], json.loads(r["properties"])) for r in written
     ) == sorted((r["event_id"], r["schema_version"], r["properties"]) for r in rows)
+
+    # --- the worker: the accepted stream holds both versions (forwarded twice: by the first
+    # sink and by the replay from offset 0); each event is counted once -------------------
+    env = WorkerEnv(
+        services.kafka, services.postgres_dsn, pg_schema.name, topics, f"w-{uuid.uuid4().hex[:8]}"
+    )
+    env.log_dir = tmp_path
+    worker = env.start(tmp_path / "worker.log")
+    try:
+        target = end_offsets(kafka_settings, topics.events, topics.events_partitions)
+        wait_caught_up(pg_schema.conninfo, topics.events, target, timeout=120)
+    finally:
+        stop(worker)
+    with psycopg.connect(pg_schema.conninfo) as conn:
+        counted = conn.execute("SELECT sum(event_count) FROM agg_user_totals").fetchone()
+        by_type = dict(
+            conn.execute(
+                "SELECT event_type, sum(event_count)::int FROM agg_type_buckets"
+                " WHERE granularity = 'day' GROUP BY 1"
+            ).fetchall()
+        )
+    assert counted == (total,)
+    page_views = V1_EVENTS + PINNED_V1 + V2_EVENTS
+    assert by_type == {"page_view": page_views, "github_api_call": len(github)}
+    assert "zero differences" in _cli(env, "aggregates", "verify")
+
+    # --- replay --to aggregates (from the accepted stream) rebuilds the same tables -------
+    live = _aggregates(pg_schema.conninfo)
+    assert live and all(live.values())
+    _cli(env, "replay", "--to", "aggregates", "--no-progress")
+    assert _aggregates(pg_schema.conninfo) == live
+    assert "zero differences" in _cli(env, "aggregates", "verify")

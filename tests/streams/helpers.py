@@ -221,6 +221,8 @@ class WorkerEnv:
             "BRAINSTREAM_POSTGRES_SCHEMA": self.schema,
             "BRAINSTREAM_TOPIC_EVENTS": self.topics.events,
             "BRAINSTREAM_TOPIC_ACCEPTED": self.topics.accepted,
+            "BRAINSTREAM_TOPIC_ERASURES": self.topics.erasures,
+            "BRAINSTREAM_TOPIC_DLQ": self.topics.dlq,
             "BRAINSTREAM_WORKER_GROUP_ID": self.group_id,
             "BRAINSTREAM_WORKER_WEB_PORT": str(free_port()),
             "BRAINSTREAM_WORKER_SESSION_TIMEOUT_S": "6",
