@@ -1,6 +1,6 @@
 # The two commands of the README:  `make demo`  and  `make test`.
 VENV := .venv/bin
-PACKAGES := schemas producers streams sinks brainstream
+PACKAGES := schemas eventlog producers streams sinks brainstream
 
 .PHONY: setup demo test lint typecheck schemas-check unit up down bench clean
 

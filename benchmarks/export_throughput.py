@@ -32,9 +32,9 @@ from confluent_kafka import Consumer, Producer
 
 import schemas
 from brainstream.topics import delete_topics, ensure_topics
+from eventlog.reader import LogReader, plan, reader_conf
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.export import ExportConfig, ExportRequest, LogRange, export
-from sinks.export.reader import LogReader, consumer_conf, plan
 
 TARGET = 0.5
 PARTITIONS = 3
@@ -105,7 +105,7 @@ def prefill(kafka: KafkaSettings, topics: TopicSettings, events: int) -> None:
 
 
 def _stored(kafka: KafkaSettings, topics: TopicSettings) -> int:
-    consumer = Consumer(consumer_conf(kafka.librdkafka(), "bench-export"))
+    consumer = Consumer(reader_conf(kafka.librdkafka(), "bench-export"))
     try:
         reader = LogReader(consumer, topics.events, ExportConfig())
         return sum(high - low for low, high in reader.watermarks().values())
@@ -123,7 +123,7 @@ def child(kind: str, events: int, per_partition: int, out: str) -> dict[str, Any
     config = ExportConfig(output_dir=Path(out), parallel_min_records=0, source="log")
     start = time.perf_counter()
     if kind == "floor":
-        consumer = Consumer(consumer_conf(kafka.librdkafka(), "bench-export"))
+        consumer = Consumer(reader_conf(kafka.librdkafka(), "bench-export"))
         reader = LogReader(consumer, topics.events, config)
         count = 0
         for prange in plan(reader, log_range):
@@ -233,7 +233,7 @@ def main() -> None:
 
 def _min_partition(kafka: KafkaSettings, topics: TopicSettings) -> int:
     """Read the same number of records from every partition (keyed traffic is uneven)."""
-    consumer = Consumer(consumer_conf(kafka.librdkafka(), "bench-export"))
+    consumer = Consumer(reader_conf(kafka.librdkafka(), "bench-export"))
     try:
         marks = LogReader(consumer, topics.events, ExportConfig()).watermarks()
     finally:

@@ -238,7 +238,7 @@ def forward_path(kafka: KafkaSettings, topic: str, n: int, batch: int) -> dict[s
     produce them with the sink's ``Forwarder`` until acked: the forwarding's own cost."""
     import threading as _threading
 
-    from sinks.batch import offset_ranges
+    from eventlog.offsets import offset_ranges
     from sinks.config import SinkConfig
     from sinks.forward import Forwarder, accepted_batches
     from sinks.records import split

@@ -31,6 +31,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from psycopg import errors, sql
 
+from eventlog.clients import consumer_conf
 from schemas.config import TopicSettings
 from schemas.db import EVENTS_TABLE, STREAM_OFFSETS_TABLE
 
@@ -246,7 +247,7 @@ class KafkaClients:
 
     def consumer(self, group: str) -> Consumer:
         if group not in self._consumers:
-            conf = {**self._conf, "group.id": group, "enable.auto.commit": False}
+            conf = consumer_conf(self._conf, group, offset_reset=None)
             self._consumers[group] = Consumer(conf)
         return self._consumers[group]
 

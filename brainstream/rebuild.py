@@ -25,17 +25,17 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from eventlog import fence
+from eventlog.db import Connection, erased_users
+from eventlog.offsets import Positions
+from eventlog.ranges import LogRange, PartitionRange
+from eventlog.reader import LogReader, Message, plan
 from schemas.accepted import AcceptedBatch, InvalidBatch, decode_batch
-from schemas.db import ERASED_USERS_TABLE, ERASURE_LOCK_KEY, STREAM_OFFSETS_TABLE
-from sinks.export.config import LogRange
+from schemas.db import ERASURE_LOCK_KEY, STREAM_OFFSETS_TABLE
 from sinks.export.progress import NoProgress, Progress
-from sinks.export.ranges import PartitionRange
-from sinks.export.reader import LogReader, Message, plan
 from streams.erasure import erase_user_aggregates
 from streams.fold import MINUTE_US, fold, to_datetime
 from streams.writer import upsert
-
-Connection = psycopg.Connection[Any]
 
 
 class RebuildRunning(Exception):
@@ -57,7 +57,7 @@ class RebuildResult:
     invalid: int = 0
     caught_up: int = 0
     """Records read at the swap: those written during the rebuild."""
-    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    positions: Positions = field(default_factory=Positions)
     """Per source (topic, partition): the next source offset the rebuilt tables lack."""
     fences: dict[int, int] = field(default_factory=dict)
     """The projection's fences after the swap."""
@@ -122,11 +122,8 @@ def _apply(
         except InvalidBatch:
             result.invalid += 1
             continue
-        key = (accepted.topic, accepted.partition)
-        position = result.positions.get(key, 0)
-        kept = accepted.after(position - 1)
+        kept = result.positions.admit(accepted)
         result.below_fence += len(accepted) - len(kept)
-        result.positions[key] = max(position, accepted.last_offset + 1)
         fresh.append(kept)
     with conn.transaction():
         for accepted in fresh:
@@ -142,7 +139,7 @@ def _minutes_of(
 ) -> dict[str, dict[tuple[Any, str], int]]:
     """Per user of ``users``: events per (minute bucket, type) in ``ranges`` (fenced)."""
     out: dict[str, dict[tuple[Any, str], int]] = {u: {} for u in users}
-    positions: dict[tuple[str, int], int] = {}
+    positions = Positions()
     for prange in ranges:
         for batch in reader.read(prange):
             for msg in batch:
@@ -150,10 +147,7 @@ def _minutes_of(
                     accepted = decode_batch(msg.value())
                 except InvalidBatch:
                     continue
-                key = (accepted.topic, accepted.partition)
-                position = positions.get(key, 0)
-                kept = accepted.after(position - 1)
-                positions[key] = max(position, accepted.last_offset + 1)
+                kept = positions.admit(accepted)
                 for kind, user, at in zip(
                     kept.types, kept.user_ids, kept.occurred_at_us, strict=True
                 ):
@@ -173,8 +167,9 @@ def _finish(
 ) -> None:
     """Inside the swap transaction: catch up with the live workers, erasures, fences."""
     conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (ERASURE_LOCK_KEY,))
-    fences = _lock_fences(conn, live, target)
-    now_erased = _erased_now(conn, live)
+    table = sql.Identifier(live, STREAM_OFFSETS_TABLE)
+    fences = fence.lock_all(conn, target.projection, target.topic, table)
+    now_erased = erased_users(conn, live)
     marks = reader.watermarks()
     for prange in result.ranges:
         behind = PartitionRange(prange.partition, prange.end, marks[prange.partition][1])
@@ -192,35 +187,7 @@ def _finish(
         p: max(fences.get(p, 0), result.positions.get((target.topic, p), 0))
         for p in moved | set(fences)
     }
-    _move_fences(conn, live, target, result.fences)
-
-
-def _lock_fences(conn: Connection, live: str, target: Target) -> dict[int, int]:
-    """Every fence of the projection over ``target.topic``, locked (live workers wait)."""
-    table = sql.Identifier(live, STREAM_OFFSETS_TABLE)
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT kafka_partition, next_offset FROM {} WHERE consumer_group = %s AND topic = %s"
-            " ORDER BY kafka_partition FOR UPDATE"
-        ).format(table),
-        (target.projection, target.topic),
-    ).fetchall()
-    return {int(p): int(n) for p, n in rows}
-
-
-def _move_fences(conn: Connection, live: str, target: Target, fences: dict[int, int]) -> None:
-    upsert_fence = sql.SQL(
-        "INSERT INTO {} AS s (consumer_group, topic, kafka_partition, next_offset)"
-        " VALUES (%s, %s, %s, %s) ON CONFLICT (consumer_group, topic, kafka_partition)"
-        " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = clock_timestamp()"
-    ).format(sql.Identifier(live, STREAM_OFFSETS_TABLE))
-    for partition, offset in sorted(fences.items()):
-        conn.execute(upsert_fence, (target.projection, target.topic, partition, offset))
-
-
-def _erased_now(conn: Connection, live: str) -> set[str]:
-    query = sql.SQL("SELECT user_id FROM {}").format(sql.Identifier(live, ERASED_USERS_TABLE))
-    return {row[0] for row in conn.execute(query)}
+    fence.move(conn, target.projection, target.topic, result.fences, table)
 
 
 def _current_schema(conn: Connection) -> str:

@@ -9,14 +9,12 @@ duration and then see the new tables: never a half-built state.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
-import psycopg
 from psycopg import sql
 
+from eventlog.db import Connection
 from schemas.db import TYPE_BUCKETS_TABLE, USER_BUCKETS_TABLE, USER_TOTALS_TABLE
-
-Connection = psycopg.Connection[Any]
 
 TABLES: Final = (TYPE_BUCKETS_TABLE, USER_BUCKETS_TABLE, USER_TOTALS_TABLE)
 _PRIVILEGES: Final = frozenset(

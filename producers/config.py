@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from eventlog.clients import producer_conf
+
 
 def default_spool_dir() -> Path:
     """``$XDG_CACHE_HOME/brainstream/spool``, else ``~/.cache/brainstream/spool``.
@@ -68,17 +70,15 @@ class TrackerConfig(BaseModel):
     latest registered version. An event model passed to ``track`` is stamped with its own."""
 
     def producer_conf(self, connection: dict[str, Any]) -> dict[str, Any]:
-        conf: dict[str, Any] = {
-            **connection,
-            "enable.idempotence": True,
-            "acks": "all",
-            "compression.type": self.compression,
-            "linger.ms": self.linger_ms,
+        """The SDK's librdkafka producer configuration (``librdkafka`` applied last)."""
+        extra = {
             "batch.size": self.batch_size,
             "message.timeout.ms": self.delivery_timeout_ms,
             "queue.buffering.max.messages": self.queue_max_messages,
             "queue.buffering.max.kbytes": 1_048_576,
             "log_level": 3,
+            **self.librdkafka,
         }
-        conf.update(self.librdkafka)
-        return conf
+        return producer_conf(
+            connection, linger_ms=self.linger_ms, compression=self.compression, extra=extra
+        )

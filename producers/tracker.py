@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from uuid_utils import uuid7
 
 import schemas
+from eventlog.offsets import is_fatal
 from producers import context, encoder, forking, metrics
 from producers.config import TrackerConfig
 from producers.context import UserContext, make_context
@@ -380,7 +381,7 @@ class Tracker:
         self._poller.start()
 
     def _on_kafka_error(self, err: KafkaError) -> None:
-        if err.fatal() or err.code() == KafkaError._FATAL:  # see sinks.batch.is_fatal
+        if is_fatal(err):
             self._fatal = err
         elif err.code() == KafkaError._ALL_BROKERS_DOWN:
             self._outbox.broker_down = True

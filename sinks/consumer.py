@@ -28,9 +28,16 @@ from typing import Any
 import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from eventlog.backoff import delays
+from eventlog.clients import consumer_conf
+from eventlog.offsets import (
+    TopicPartitionKey,
+    is_fatal,
+    next_offsets,
+    offset_ranges,
+    without_partitions,
+)
 from schemas.config import TopicSettings
-from sinks.backoff import Backoff
-from sinks.batch import TopicPartitionKey, is_fatal, offset_ranges, without_partitions
 from sinks.config import SinkConfig
 from sinks.dlq import DeadLetters, DlqContext
 from sinks.forward import Forwarder, ForwardStopped, accepted_batches
@@ -56,20 +63,15 @@ class SinkStopped(Exception):
     """Shutdown was requested while a batch could not be written; it is left uncommitted."""
 
 
-def consumer_conf(kafka_conf: dict[str, Any], config: SinkConfig) -> dict[str, Any]:
-    static = {"group.instance.id": config.instance_id} if config.instance_id else {}
-    return {
-        **static,
-        **kafka_conf,
-        "group.id": config.group_id,
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed",
+def sink_consumer_conf(kafka_conf: dict[str, Any], config: SinkConfig) -> dict[str, Any]:
+    """The sink's consumer: its group (static membership when ``instance_id`` is set), from the
+    earliest offset, committing only what it stored."""
+    extra = {
         "max.poll.interval.ms": config.max_poll_interval_ms,
         "session.timeout.ms": config.session_timeout_ms,
         "queued.max.messages.kbytes": 32_768,
     }
+    return consumer_conf(kafka_conf, config.group_id, instance_id=config.instance_id, extra=extra)
 
 
 @contextlib.contextmanager
@@ -106,7 +108,7 @@ class Sink:
         self._topics = topics
         self._conninfo = conninfo
         self._clock = clock
-        self._consumer = Consumer(consumer_conf(kafka_conf, config))
+        self._consumer = Consumer(sink_consumer_conf(kafka_conf, config))
         self._dlq = DeadLetters(kafka_conf, topics.dlq, DlqContext(config.group_id, config.name))
         self._forwarder = Forwarder(
             kafka_conf,
@@ -253,8 +255,7 @@ class Sink:
         ranges = offset_ranges(flight.batch)
         self._forward(ranges, result)
         self._dead_letter(flight.rejected + result.rejected)
-        topic = self._topics.events  # the one topic subscribed
-        offsets = {(topic, partition): last + 1 for partition, (_, last) in ranges.items()}
+        offsets = next_offsets(self._topics.events, ranges)  # the one topic subscribed
         self._commit(offsets)
         self._observe(
             offsets, flight.batch, flight.rows, result, time.perf_counter() - flight.started
@@ -290,14 +291,14 @@ class Sink:
 
     def _write(self, rows: list[Row], stop: threading.Event) -> WriteResult:
         """Writer thread: one transaction, retried with backoff on connection/transaction faults."""
-        backoff = Backoff(self.config.retry_initial_seconds, self.config.retry_max_seconds)
+        backoff = delays(self.config.retry_initial_seconds, self.config.retry_max_seconds)
         while True:
             try:
                 result = write_batch(self._connection(), rows)
                 break
             except psycopg.OperationalError as exc:
                 self._fault(exc)
-                if stop.wait(backoff.next()):
+                if stop.wait(next(backoff)):
                     raise SinkStopped from exc
         self.database_up = True
         self.metrics.db_up.set(1)

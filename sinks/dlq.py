@@ -10,6 +10,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from eventlog.clients import producer_conf
 from schemas.topics import DLQ_PREFIX
 from sinks.records import Rejection, timestamp_ms
 
@@ -62,13 +63,12 @@ class DeadLetters:
 
     def __init__(
         self,
-        producer_conf: dict[str, Any],
+        kafka_conf: dict[str, Any],
         topic: str,
         ctx: DlqContext,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        conf = {"enable.idempotence": True, "linger.ms": 5, **producer_conf}
-        self._producer = Producer(conf)
+        self._producer = Producer(producer_conf(kafka_conf))
         self._topic = topic
         self._ctx = ctx
         self._clock = clock

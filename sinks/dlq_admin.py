@@ -19,6 +19,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
 import schemas
+from eventlog.clients import consumer_conf, producer_conf
 from schemas import InvalidEvent
 from schemas.topics import DLQ_PREFIX
 from sinks.dlq import is_dlq_header
@@ -106,7 +107,7 @@ def resubmit(
     ``erased`` user are never re-submitted (counted in ``erased``).
     """
     report = ResubmitReport()
-    producer = Producer({"enable.idempotence": True, **kafka_conf})
+    producer = Producer(producer_conf(kafka_conf))
     consumer_holder: list[Consumer] = []
     for msg in _read(kafka_conf, dlq_topic, group=group, from_committed=True, keep=consumer_holder):
         report.read += 1
@@ -176,15 +177,7 @@ def _read(
     keep: list[Consumer] | None = None,
 ) -> Iterator[Message]:
     """Every record of ``topic`` up to the current high watermarks, then stop."""
-    consumer = Consumer(
-        {
-            **kafka_conf,
-            "group.id": group,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": True,
-            "isolation.level": "read_committed",
-        }
-    )
+    consumer = Consumer(consumer_conf(kafka_conf, group, offset_reset=None, store_offsets=True))
     if keep is not None:
         keep.append(consumer)
     metadata = consumer.list_topics(topic, timeout=30)

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from confluent_kafka import KafkaException, Producer
 from psycopg import sql
 
+from eventlog.clients import producer_conf
+from eventlog.db import Connection
 from schemas.db import ERASED_USERS_TABLE, ERASURE_LOCK_KEY, EVENTS_TABLE
 
-Connection = psycopg.Connection[Any]
 AggregateEraser = Callable[[Connection, str], None]
 
 
@@ -107,11 +107,11 @@ def erasure_record(report: ErasureReport) -> tuple[bytes, bytes]:
 
 
 def publish_erasure(
-    producer_conf: dict[str, Any], topic: str, report: ErasureReport, timeout: float = 30.0
+    kafka_conf: dict[str, Any], topic: str, report: ErasureReport, timeout: float = 30.0
 ) -> None:
     """Produce and wait for the broker's acknowledgement; raises ``KafkaException`` otherwise."""
     errors: list[Any] = []
-    producer = Producer({"enable.idempotence": True, **producer_conf})
+    producer = Producer(producer_conf(kafka_conf))
     key, value = erasure_record(report)
     producer.produce(topic, value, key, on_delivery=lambda err, _m: errors.append(err))
     remaining = producer.flush(timeout)

@@ -30,10 +30,11 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from eventlog.backoff import delays
+from eventlog.clients import producer_conf
+from eventlog.offsets import is_fatal
 from schemas.accepted import AcceptedBatch, encode_batch
 from schemas.errors import BrainstreamError
-from sinks.backoff import Backoff
-from sinks.batch import is_fatal
 from sinks.records import Row
 
 log = logging.getLogger(__name__)
@@ -153,20 +154,13 @@ class Forwarder:
 
     def __init__(
         self,
-        producer_conf: dict[str, Any],
+        kafka_conf: dict[str, Any],
         topic: str,
         *,
         retry_initial_seconds: float = 0.2,
         retry_max_seconds: float = 10.0,
     ) -> None:
-        conf = {
-            "linger.ms": 0,
-            "compression.type": "lz4",
-            **producer_conf,
-            "enable.idempotence": True,
-            "acks": "all",
-        }
-        self._producer = Producer(conf)
+        self._producer = Producer(producer_conf(kafka_conf, linger_ms=0, compression="lz4"))
         self.topic = topic
         self._retry = (retry_initial_seconds, retry_max_seconds)
         self.records = 0
@@ -194,12 +188,12 @@ class Forwarder:
         """
         pending = [(b.partition, v) for b in batches for v in chunked(b)]
         self.records += len(pending)
-        backoff = Backoff(*self._retry)
+        backoff = delays(*self._retry)
         while pending:
             failed = self._produce(pending, stop)
             if not failed:
                 return
-            if stop.wait(backoff.next()):
+            if stop.wait(next(backoff)):
                 raise ForwardStopped(f"{len(failed)} accepted record(s) not acknowledged")
             pending = failed
 

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
+from eventlog.db import Connection
 from schemas.db import EVENTS_TABLE
 
-Connection = psycopg.Connection[Any]
 _EVENTS = sql.Identifier(EVENTS_TABLE)
 
 

@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from eventlog.ranges import LogRange, PartitionRange
+from eventlog.reader import LogReader, plan
 from sinks.config import SinkConfig
 from sinks.erasure import record_erased
 from sinks.export.accepted import Accepted, load_accepted
-from sinks.export.config import LogRange
 from sinks.export.progress import NoProgress, Progress
-from sinks.export.ranges import PartitionRange
-from sinks.export.reader import LogReader, plan
 from sinks.records import split
 from sinks.writer import WriteResult, prepare, write_batch
 

@@ -30,6 +30,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import set_json_dumps
 
+from eventlog.db import erased_among
 from schemas import FieldError
 from schemas.db import ERASED_USERS_TABLE, ERASURE_LOCK_KEY, EVENTS_TABLE
 from sinks.records import Rejection, Row
@@ -109,12 +110,6 @@ _COPY_DIRECT = sql.SQL("COPY {events} ({cols}) FROM STDIN (FORMAT BINARY)").form
     events=sql.Identifier(EVENTS_TABLE), cols=_cols()
 )
 DIRECT_TYPES = (*COPY_TYPES[:-1], "jsonb")
-_ANY_ERASED = sql.SQL("SELECT EXISTS (SELECT FROM {erased})").format(
-    erased=sql.Identifier(ERASED_USERS_TABLE)
-)
-_ERASED_AMONG = sql.SQL("SELECT user_id FROM {erased} WHERE user_id = ANY(%s)").format(
-    erased=sql.Identifier(ERASED_USERS_TABLE)
-)
 _STORED_HERE = sql.SQL(
     "SELECT s.kafka_partition, s.kafka_offset FROM {stage} s JOIN {events} e"
     " ON e.event_id = s.event_id AND e.occurred_at = s.occurred_at"
@@ -172,11 +167,7 @@ def _copy_direct(conn: psycopg.Connection[tuple[object, ...]], rows: list[Row]) 
 
 
 def _erased_among(conn: psycopg.Connection[tuple[object, ...]], rows: list[Row]) -> set[str]:
-    exists = conn.execute(_ANY_ERASED).fetchone()
-    if not exists or not exists[0]:
-        return set()
-    users = list({r.user_id for r in rows})
-    return {str(user) for (user,) in conn.execute(_ERASED_AMONG, (users,))}
+    return erased_among(conn, (r.user_id for r in rows))
 
 
 def _write(

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 
 import psycopg
 
+from eventlog.backoff import delays
+from eventlog.db import Connection
 from schemas.accepted import AcceptedBatch, InvalidBatch, decode_batch
-from streams.backoff import delays
 from streams.metrics import WorkerMetrics
-from streams.writer import Applied, Connection, PartitionBatch, apply_batch, prepare
+from streams.writer import Applied, PartitionBatch, apply_batch, prepare
 
 log = logging.getLogger(__name__)
 

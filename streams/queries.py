@@ -16,12 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import psycopg
-
+from eventlog.db import Connection
 from streams.buckets import STEP, Granularity, truncate
 from streams.errors import UnknownWindow
-
-Connection = psycopg.Connection[Any]
 
 
 @dataclass(frozen=True, slots=True)

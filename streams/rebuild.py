@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import psycopg
 from psycopg import sql
 
-Connection = psycopg.Connection[Any]
+from eventlog.db import Connection
 
 _REFERENCE: Final[dict[str, str]] = {
     "agg_type_buckets": """

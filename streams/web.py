@@ -12,6 +12,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 
+from eventlog.db import Connection
 from schemas.access import authorized
 from streams import queries
 from streams.errors import UnknownWindow
@@ -29,7 +30,7 @@ def register_pages(
     """``/metrics`` and ``/health`` open; ``/aggregates/users/{id}`` only with ``token`` (as a
     bearer token) when one is given (see :mod:`schemas.access`)."""
 
-    def query(fn: Callable[[queries.Connection], dict[str, Any]]) -> Any:
+    def query(fn: Callable[[Connection], dict[str, Any]]) -> Any:
         def run() -> dict[str, Any]:
             with psycopg.connect(conninfo, autocommit=True) as conn:
                 return fn(conn)

@@ -18,13 +18,12 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-import psycopg
-
+from eventlog import fence
+from eventlog.db import Connection, erased_among
+from eventlog.offsets import admit
 from schemas.accepted import AcceptedBatch
 from schemas.db import ERASURE_LOCK_KEY
 from streams.fold import Deltas, fold, fold_columns, to_datetime
-
-Connection = psycopg.Connection[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,20 +60,6 @@ class Applied:
     rows: int = 0
     """Aggregate rows upserted."""
 
-
-_LOCK_FENCE = """
-INSERT INTO stream_offsets (consumer_group, topic, kafka_partition, next_offset)
-VALUES (%(p)s, %(t)s, %(k)s, 0) ON CONFLICT DO NOTHING;
-"""
-_READ_FENCE = """
-SELECT next_offset FROM stream_offsets
-WHERE consumer_group = %(p)s AND topic = %(t)s AND kafka_partition = %(k)s FOR UPDATE
-"""
-_MOVE_FENCE = """
-UPDATE stream_offsets SET next_offset = %(n)s, updated_at = clock_timestamp()
-WHERE consumer_group = %(p)s AND topic = %(t)s AND kafka_partition = %(k)s
-"""
-_ERASED = "SELECT user_id FROM erased_users WHERE user_id = ANY(%s)"
 
 # Data-modifying CTEs always run to completion. Rows are fed in key order, so that concurrent
 # writers lock the rows they share (the type buckets) in the same order: no deadlock.
@@ -130,27 +115,23 @@ def prepare(topic: str, partition: int, batches: Sequence[AcceptedBatch]) -> Par
 
 def apply_batch(conn: Connection, projection: str, batch: PartitionBatch) -> Applied:
     """Apply ``batch`` behind its source partition's fence, in one transaction (committed)."""
-    key = {"p": projection, "t": batch.topic, "k": batch.partition}
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (ERASURE_LOCK_KEY,))
-        conn.execute(_LOCK_FENCE, key)
-        row = conn.execute(_READ_FENCE, key).fetchone()
-        assert row is not None  # inserted just above
-        fence: int = row[0]
-        fresh, position = [], fence
+        start = fence.lock(conn, projection, batch.topic, batch.partition)
+        fresh, position = [], start
         for b in batch.batches:
-            fresh.append(b.after(position - 1))
-            position = max(position, b.last_offset + 1)
+            kept_batch, position = admit(position, b)
+            fresh.append(kept_batch)
         total = batch.events
         kept = sum(len(b) for b in fresh)
-        erased = _erased_users(conn, {u for b in fresh for u in b.user_ids})
+        erased = erased_among(conn, (u for b in fresh for u in b.user_ids))
         if kept == total and not erased and batch.folded is not None:
             deltas = batch.folded
         else:
             deltas = _fold_kept(fresh, erased)
         new_rows = upsert(conn, deltas)
-        if position != fence:
-            conn.execute(_MOVE_FENCE, {**key, "n": position})
+        if position != start:
+            fence.move(conn, projection, batch.topic, {batch.partition: position})
     return Applied(
         batch.partition,
         counted=deltas.events,
@@ -199,9 +180,3 @@ def upsert(conn: Connection, deltas: Deltas) -> int:
 
 def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
-
-
-def _erased_users(conn: Connection, users: set[str]) -> set[str]:
-    if not users:
-        return set()
-    return {r[0] for r in conn.execute(_ERASED, (list(users),))}

@@ -1,9 +1,10 @@
 """Every runtime import is provided by the dependencies of the install that runs it.
 
 ``pyproject.toml`` splits the dependencies: the base install (the SDK and the contract) and one
-extra per process. A module may import only what its install brings: ``schemas`` and
-``producers`` the base, ``sinks`` ``[sink]``, ``sinks.export`` ``[export]``, ``streams``
-``[worker]``, ``brainstream.dashboard`` ``[dashboard]``; the CLI's module-level imports
+extra per process. A module may import only what its install brings: ``schemas``,
+``producers`` and ``eventlog`` the base (``eventlog``'s Postgres and backoff modules
+``[cli]``), ``sinks`` ``[sink]``, ``sinks.export`` ``[export]``, ``streams`` ``[worker]``,
+``brainstream.dashboard`` ``[dashboard]``; the CLI's module-level imports
 ``[cli]`` (every extra has it: ``brainstream --help`` runs with any of them), its commands'
 imports ``[all]``. Found by reading the source (every ``import``, also inside functions) and
 the installed distributions' metadata; ``tests/test_install.py`` runs the base install.
@@ -23,7 +24,7 @@ from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-OURS = {"schemas", "producers", "sinks", "streams", "brainstream", "tests"}
+OURS = {"schemas", "eventlog", "producers", "sinks", "streams", "brainstream", "tests"}
 
 
 def _requirements(extras: tuple[str, ...]) -> list[Requirement]:
@@ -74,6 +75,11 @@ def _extras_of(path: Path) -> tuple[str, ...]:
     for prefix, extras in (
         ("schemas/compat.py", ("cli",)),  # the gate of `brainstream schemas check`, not the SDK
         ("schemas/", ()),
+        # the log layer's Postgres side and retry delays serve the sink and the worker
+        ("eventlog/db.py", ("cli",)),
+        ("eventlog/fence.py", ("cli",)),
+        ("eventlog/backoff.py", ("cli",)),
+        ("eventlog/", ()),
         ("producers/", ()),
         ("sinks/export/", ("export",)),
         ("sinks/", ("sink",)),
@@ -89,7 +95,7 @@ def test_every_runtime_import_is_a_dependency_of_its_install() -> None:
     dists = md.packages_distributions()
     missing: list[str] = []
     checks: list[tuple[Path, bool, tuple[str, ...]]] = []
-    for package in ("schemas", "producers", "sinks", "streams", "brainstream"):
+    for package in ("schemas", "eventlog", "producers", "sinks", "streams", "brainstream"):
         for path in sorted((REPO / package).rglob("*.py")):
             checks.append((path, False, _extras_of(path)))
             if path.is_relative_to(REPO / "brainstream" / "cli"):

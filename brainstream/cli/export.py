@@ -15,9 +15,9 @@ from brainstream.settings import Settings
 from brainstream.settings_export import ExportSettings
 
 if TYPE_CHECKING:
+    from eventlog.reader import LogReader
     from sinks.export import ExportRequest, Filters, LogRange, Manifest
     from sinks.export.progress import Progress
-    from sinks.export.reader import LogReader
 
 console = Console(stderr=True)
 export_app = typer.Typer(help="Datasets from the event log: Parquet/JSONL plus a manifest.")
@@ -56,7 +56,7 @@ def parse_offsets(items: list[str]) -> dict[int, int]:
 def log_range(since: str | None, until: str | None, start: list[str], end: list[str]) -> LogRange:
     from pydantic import ValidationError
 
-    from sinks.export.config import LogRange
+    from eventlog.ranges import LogRange
 
     try:
         return LogRange(
@@ -114,6 +114,7 @@ def export_run(
     """Export a range of the event log to a dataset directory with a manifest."""
     from pydantic import ValidationError
 
+    from eventlog.errors import LogReadError
     from sinks.export import ExportError, Filters
     from sinks.export.progress import BarProgress
 
@@ -135,7 +136,7 @@ def export_run(
     _interrupt_on_sigterm()
     try:
         manifest = run_request(request, config, BarProgress(enabled=not no_progress))
-    except ExportError as exc:
+    except (ExportError, LogReadError) as exc:
         console.print(f"[red]export failed:[/red] {exc}")
         raise typer.Exit(1) from None
     excluded = manifest.excluded
@@ -220,9 +221,9 @@ def replay(
     log into fresh tables and swaps them in atomically."""
     from confluent_kafka import Consumer
 
+    from eventlog.reader import LogReader, reader_conf
     from sinks.export.api import GROUP_ID
     from sinks.export.progress import BarProgress
-    from sinks.export.reader import LogReader, consumer_conf
 
     if to not in ("raw", "aggregates"):
         raise typer.BadParameter("--to must be raw or aggregates")
@@ -231,7 +232,7 @@ def replay(
         raise typer.BadParameter("--to aggregates always replays the whole log (no range)")
     settings, config = Settings(), ExportSettings()
     progress = BarProgress(enabled=not no_progress, description=f"replay {to}")
-    consumer = Consumer(consumer_conf(settings.kafka.librdkafka(), GROUP_ID))
+    consumer = Consumer(reader_conf(settings.kafka.librdkafka(), GROUP_ID))
     try:
         # A replay rebuilds a projection: records retention deletes meanwhile are skipped (and
         # counted), where an export would fail rather than publish less than it planned.
@@ -256,15 +257,16 @@ def _replay_raw(
     from confluent_kafka import Consumer
 
     from brainstream.settings_sink import SinkSettings
+    from eventlog.reader import LogReader, reader_conf
     from sinks.export import load_erased
     from sinks.export.api import GROUP_ID
-    from sinks.export.reader import LogReader, consumer_conf
     from sinks.replay import replay_to_raw
 
     erased = load_erased(
         settings.kafka.librdkafka(), settings.topics, settings.postgres.conninfo, config
     )
-    side = Consumer(consumer_conf(settings.kafka.librdkafka(), GROUP_ID))
+    side = Consumer(reader_conf(settings.kafka.librdkafka(), GROUP_ID))
+    from eventlog.errors import LogReadError
     from sinks.export import ExportError
 
     try:  # only what the live sink stored, unless BRAINSTREAM_EXPORT_SOURCE=log
@@ -278,7 +280,7 @@ def _replay_raw(
             erased=erased,
             progress=progress,
         )
-    except ExportError as exc:
+    except (ExportError, LogReadError) as exc:
         console.print(f"[red]replay failed:[/red] {exc}")
         raise typer.Exit(1) from None
     finally:

@@ -13,16 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import psycopg
 from psycopg import sql
 
+from eventlog.db import Connection
 from schemas.db import TYPE_BUCKETS_TABLE, USER_TOTALS_TABLE
 from streams.buckets import STEP, Granularity, truncate
 from streams.queries import UserCount, user_totals
 from streams.queries import Window as StreamWindow
 from streams.queries import window as stream_window
-
-Connection = psycopg.Connection[Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from eventlog.ranges import PartitionRange
+from eventlog.reader import LogReader
 from schemas.accepted import InvalidBatch, decode_batch
 from sinks.export.errors import ExportError, RangeUnsettled
-from sinks.export.ranges import PartitionRange
-from sinks.export.reader import LogReader
 
 _WAIT_SECONDS = 0.2
 

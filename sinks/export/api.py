@@ -6,12 +6,12 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
+from eventlog.reader import LogReader, reader_conf
 from schemas.config import TopicSettings
 from sinks.export import erased as erased_users
 from sinks.export.config import ExportConfig, ExportRequest
 from sinks.export.manifest import Manifest
 from sinks.export.progress import Progress
-from sinks.export.reader import LogReader, consumer_conf
 from sinks.export.run import run_export
 
 GROUP_ID = "brainstream-export"
@@ -23,7 +23,7 @@ def load_erased(
 ) -> frozenset[str]:
     """Erased users from Postgres (when ``conninfo`` is given) and the erasures topic."""
     erased = erased_users.from_postgres(conninfo) if conninfo is not None else set()
-    consumer = Consumer(consumer_conf(kafka_conf, GROUP_ID))
+    consumer = Consumer(reader_conf(kafka_conf, GROUP_ID))
     try:
         erased |= erased_users.from_topic(LogReader(consumer, topics.erasures, config))
     finally:
@@ -43,8 +43,8 @@ def export(
     """Export ``request`` from ``topics.events``; with ``config.source == "accepted"`` (the
     default) only what the raw sink stored, read from ``topics.accepted``."""
     erased = load_erased(kafka_conf, topics, conninfo, config)
-    consumer = Consumer(consumer_conf(kafka_conf, GROUP_ID))
-    side = Consumer(consumer_conf(kafka_conf, GROUP_ID)) if config.source == "accepted" else None
+    consumer = Consumer(reader_conf(kafka_conf, GROUP_ID))
+    side = Consumer(reader_conf(kafka_conf, GROUP_ID)) if config.source == "accepted" else None
     try:
         reader = LogReader(consumer, topics.events, config)
         accepted = LogReader(side, topics.accepted, config) if side is not None else None

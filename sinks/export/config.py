@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from eventlog.ranges import LogRange
 
 Format = Literal["parquet", "jsonl"]
 Source = Literal["accepted", "log"]
@@ -52,40 +54,6 @@ class Filters(BaseModel):
     event_types: frozenset[str] | None = None
     user_ids: frozenset[str] | None = None
     sources: frozenset[str] | None = None
-
-
-class LogRange(BaseModel):
-    """A slice of the log: a time range or explicit per-partition offsets (or the whole log).
-
-    ``since``/``until`` are compared with the records' Kafka timestamps and resolved with
-    ``offsets_for_times`` (``until`` exclusive). ``start_offsets`` are inclusive, ``end_offsets``
-    exclusive. Partitions not named start at the log start and end at the high watermark
-    captured when the run begins.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
-    start_offsets: dict[int, int] = Field(default_factory=dict)
-    end_offsets: dict[int, int] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _check(self) -> LogRange:
-        timed = self.since is not None or self.until is not None
-        if timed and (self.start_offsets or self.end_offsets):
-            raise ValueError("give a time range or offsets, not both")
-        if self.since and self.until and self.until <= self.since:
-            raise ValueError("until must be after since")
-        if any(p < 0 or o < 0 for p, o in {**self.start_offsets, **self.end_offsets}.items()):
-            raise ValueError("partitions and offsets are non-negative")
-        return self
-
-    @property
-    def kind(self) -> Literal["time", "offsets", "all"]:
-        if self.since is not None or self.until is not None:
-            return "time"
-        return "offsets" if self.start_offsets or self.end_offsets else "all"
 
 
 class ExportRequest(BaseModel):

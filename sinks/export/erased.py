@@ -11,17 +11,15 @@ from collections.abc import Iterable
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from schemas.db import ERASED_USERS_TABLE
-from sinks.export.ranges import resolve
-from sinks.export.reader import LogReader, Message
+from eventlog.db import erased_users
+from eventlog.ranges import resolve
+from eventlog.reader import LogReader, Message
 
 
 def from_postgres(conninfo: str) -> set[str]:
-    query = sql.SQL("SELECT user_id FROM {}").format(sql.Identifier(ERASED_USERS_TABLE))
     with psycopg.connect(conninfo) as conn:
-        return {row[0] for row in conn.execute(query)}
+        return erased_users(conn)
 
 
 def from_topic(reader: LogReader) -> set[str]:

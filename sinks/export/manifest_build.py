@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import TypeAdapter
 
+from eventlog.ranges import PartitionRange
 from schemas import REGISTRY
 from sinks.export.config import ExportConfig, ExportRequest, Filters
 from sinks.export.manifest import (
@@ -18,7 +19,6 @@ from sinks.export.manifest import (
     TypeShape,
 )
 from sinks.export.privacy import Pseudonymiser
-from sinks.export.ranges import PartitionRange
 from sinks.export.selection import Outcome
 from sinks.export.tally import Tally
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
+from eventlog.ranges import PartitionRange
+from eventlog.reader import LogReader, plan
 from sinks.export.accepted import Accepted, load_accepted
 from sinks.export.config import ExportConfig, ExportRequest, Format
 from sinks.export.dataset import DatasetDir
@@ -22,8 +24,6 @@ from sinks.export.parallel import ShapePool
 from sinks.export.parquet import ParquetWriter
 from sinks.export.privacy import Pseudonymiser
 from sinks.export.progress import NoProgress, Progress
-from sinks.export.ranges import PartitionRange
-from sinks.export.reader import LogReader, plan
 from sinks.export.shaping import ShapeSpec, Task
 from sinks.export.tally import Tally
 from sinks.export.writers import DataWriter

@@ -13,9 +13,9 @@ from confluent_kafka import Consumer
 from psycopg import sql
 
 from brainstream.rebuild import Target, rebuild_aggregates
+from eventlog.reader import LogReader, reader_conf
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.export import ExportConfig
-from sinks.export.reader import LogReader, consumer_conf
 from streams.rebuild import verify
 from tests.fixtures.services import PgSchema
 from tests.sinks.export.helpers import T0, events
@@ -124,7 +124,7 @@ def test_rebuilt_aggregates_equal_the_reference_and_replace_the_live_tables(
     target = Target(PROJECTION, topics.events)
 
     watcher = Watcher(pg_schema.conninfo)
-    consumer = Consumer(consumer_conf(kafka_settings.librdkafka(), "brainstream-export-test"))
+    consumer = Consumer(reader_conf(kafka_settings.librdkafka(), "brainstream-export-test"))
     try:
         log_reader = LogReader(consumer, topics.accepted, ExportConfig())
         with watcher:

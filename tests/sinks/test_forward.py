@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas.accepted import AcceptedBatch, decode_batch
-from sinks.batch import offset_ranges
 from sinks.config import SinkConfig
 from sinks.forward import (
     MAX_RECORD_BYTES,
@@ -70,14 +69,6 @@ def test_epoch_us_is_exact_where_floats_round() -> None:
     assert epoch_us(far) == exact
     assert round(far.timestamp() * 1_000_000) != exact  # what a float would have made of it
     assert epoch_us(datetime(1970, 1, 1, tzinfo=UTC)) == 0
-
-
-def test_offset_ranges_span_each_partitions_records() -> None:
-    records = [
-        as_incoming(sample_event("login"), partition=p, offset=o)
-        for p, o in [(1, 7), (0, 2), (1, 3), (1, 9), (0, 2)]
-    ]
-    assert offset_ranges(records) == {0: (2, 2), 1: (3, 9)}
 
 
 def _big(n: int, first: int = 100) -> AcceptedBatch:

@@ -1,4 +1,4 @@
-"""Pure helpers: DLQ headers, offsets to commit, backoff, partition names, cursors."""
+"""Pure helpers: DLQ headers, partition names, cursors, fatal consumer errors."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from datetime import UTC, date, datetime
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Message
 
+from eventlog.offsets import is_fatal
 from schemas import FieldError
 from schemas.topics import DLQ_PREFIX
-from sinks.backoff import Backoff
-from sinks.batch import is_fatal, offset_ranges, without_partitions
 from sinks.config import RetentionConfig
 from sinks.consumer import Sink
 from sinks.dlq import DlqContext, dlq_headers
@@ -63,24 +62,6 @@ def test_dlq_headers_carry_coordinates_stage_and_machine_readable_errors() -> No
     assert json.loads(info["errors"]) == [
         {"field": "properties.method", "rule": "literal_error", "message": "is not allowed"}
     ]
-
-
-def test_offset_ranges_span_the_lowest_to_the_highest_per_partition() -> None:
-    records = [_rec(0, 5), _rec(1, 9), _rec(0, 7), _rec(0, 6)]
-    assert offset_ranges(records) == {0: (5, 7), 1: (9, 9)}
-
-
-def test_revoked_partitions_are_abandoned() -> None:
-    records = [_rec(0, 5), _rec(1, 9), _rec(2, 1)]
-    assert without_partitions(records, {("t", 1)}) == [records[0], records[2]]
-    assert without_partitions(records, set()) is records
-
-
-def test_backoff_grows_to_its_ceiling_and_resets() -> None:
-    b = Backoff(0.1, 0.5)
-    assert [b.next() for _ in range(5)] == [0.1, 0.2, 0.4, 0.5, 0.5]
-    b.reset()
-    assert b.next() == 0.1
 
 
 def test_partition_names_and_expiry() -> None:

@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.accepted import AcceptedBatch, encode_batch
-from streams.backoff import delays
 from streams.buckets import buckets_of, truncate
 from streams.fold import Deltas, fold, to_datetime, to_us
 from streams.processor import RawRecord, group
@@ -148,8 +147,3 @@ def test_group_keeps_record_order_per_source_partition_and_names_invalid_records
     assert invalid == 2
     assert [x.first_offset for x in groups[("t", 1)]] == [5, 9]
     assert [x.first_offset for x in groups[("t", 0)]] == [3]
-
-
-def test_backoff_doubles_up_to_the_cap() -> None:
-    it = delays(0.5, 3.0)
-    assert [next(it) for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]

@@ -12,10 +12,10 @@ from typing import Any
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, Producer
 
+from eventlog.reader import LogReader, reader_conf
 from schemas import Event, to_record
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.export import ExportConfig, LogRange
-from sinks.export.reader import LogReader, consumer_conf
 from tests.fixtures.samples import SAMPLE_PROPERTIES, sample_event
 
 TYPES = sorted(SAMPLE_PROPERTIES)
@@ -88,7 +88,7 @@ def produce(
 def reader(
     kafka: KafkaSettings, topics: TopicSettings, config: ExportConfig, *, skip_deleted: bool = False
 ) -> Iterator[LogReader]:
-    consumer = Consumer(consumer_conf(kafka.librdkafka(), "brainstream-export-test"))
+    consumer = Consumer(reader_conf(kafka.librdkafka(), "brainstream-export-test"))
     try:
         yield LogReader(consumer, topics.events, config, skip_deleted=skip_deleted)
     finally:

@@ -21,6 +21,7 @@ from confluent_kafka.admin import (
 from pydantic import SecretStr
 
 import schemas
+from eventlog.ranges import epoch_ms
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.export import (
     ExportConfig,
@@ -33,7 +34,6 @@ from sinks.export import (
     load,
 )
 from sinks.export.dataset import PARTIAL_SUFFIX
-from sinks.export.ranges import epoch_ms
 from sinks.replay import replay_to_raw
 from tests.fixtures.services import PgSchema
 from tests.sinks.export.helpers import (

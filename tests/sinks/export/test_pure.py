@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
 import schemas
+from eventlog.ranges import PartitionRange, epoch_ms, from_times, resolve
 from schemas import encode
 from sinks.export import DatasetExists, ExportRequest, Filters, InvalidRange, LogRange
 from sinks.export.dataset import DatasetDir
@@ -22,7 +23,6 @@ from sinks.export.jsonl import JsonlWriter
 from sinks.export.manifest import FileManifest, content_hash
 from sinks.export.parquet import ParquetWriter
 from sinks.export.privacy import Pseudonymiser
-from sinks.export.ranges import PartitionRange, epoch_ms, from_times, resolve
 from sinks.export.selection import Outcome, Selection
 from sinks.export.shaping import Shaped, Shaper, ShapeSpec, Task
 from sinks.export.tally import Tally

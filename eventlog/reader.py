@@ -1,4 +1,5 @@
-"""Reading a bounded slice of a topic with a plain, assigned consumer (no group, no commits).
+"""Reading a bounded slice of a topic with a plain, assigned consumer (no group, no commits):
+what the export, ``replay --to raw`` and ``replay --to aggregates`` read the log with.
 
 Partitions are read one after the other in ascending order, offsets ascending within each:
 the order of an export is a pure function of its per-partition ranges. Because the events
@@ -9,15 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from sinks.export.config import ExportConfig, LogRange
-from sinks.export.errors import ExportStalled, RecordsGone, TimeLookupFailed, TopicMissing
-from sinks.export.ranges import PartitionRange, epoch_ms, from_times, resolve
+from eventlog.clients import consumer_conf
+from eventlog.errors import ExportStalled, RecordsGone, TimeLookupFailed, TopicMissing
+from eventlog.ranges import LogRange, PartitionRange, epoch_ms, from_times, resolve
 
 Message = Any
 """A ``confluent_kafka.Message`` (the library ships no type information)."""
@@ -27,21 +28,33 @@ _RETRY_SECONDS = 0.1
 _GONE = frozenset({KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE})
 
 
-def consumer_conf(kafka_conf: dict[str, Any], group_id: str) -> dict[str, Any]:
-    """A consumer that is only ever ``assign()``-ed: the group id is never joined or committed."""
-    return {
-        **kafka_conf,
-        "group.id": group_id,
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
+def reader_conf(connection: Mapping[str, Any], group_id: str) -> dict[str, Any]:
+    """The configuration of a :class:`LogReader`'s consumer: only ever ``assign()``-ed, its
+    group id is never joined or committed. Records deleted (retention) after the range was
+    planned fail the read (``auto.offset.reset=error``), never skipped unseen."""
+    extra = {
         "enable.partition.eof": True,
-        # Records deleted (retention) after the range was planned fail the run, never skipped.
-        "auto.offset.reset": "error",
-        "isolation.level": "read_committed",
         "fetch.wait.max.ms": 10,
         "max.partition.fetch.bytes": 8 * 1024 * 1024,
         "queued.max.messages.kbytes": 16_384,
     }
+    return consumer_conf(connection, group_id, offset_reset="error", extra=extra)
+
+
+class ReadLimits(Protocol):
+    """How a read polls and how long it waits (``sinks.export.config.ExportConfig`` is one)."""
+
+    @property
+    def poll_batch(self) -> int:
+        """Records asked of one ``consume`` call."""
+
+    @property
+    def stall_seconds(self) -> float:
+        """Fail a partition that delivers nothing for this long before its end offset."""
+
+    @property
+    def kafka_timeout_seconds(self) -> float:
+        """Bound of each metadata, watermark and time lookup."""
 
 
 class LogReader:
@@ -51,7 +64,7 @@ class LogReader:
         self,
         consumer: Consumer,
         topic: str,
-        config: ExportConfig,
+        config: ReadLimits,
         *,
         clock: Callable[[], float] = time.monotonic,
         skip_deleted: bool = False,
@@ -66,7 +79,7 @@ class LogReader:
 
     @property
     def stall_seconds(self) -> float:
-        """How long a read may deliver nothing before it fails (``ExportConfig``)."""
+        """How long a read may deliver nothing before it fails."""
         return self._config.stall_seconds
 
     def partitions(self) -> list[int]:

@@ -1,14 +1,18 @@
-"""Batch bookkeeping (pure): the offsets a processed batch covers (forwarded as its range,
-committed as one past its last).
+"""Offset bookkeeping (pure): the offsets a consumed batch covers, the offsets to commit after
+it, the records of revoked partitions, fatal client errors, and the in-memory offset fence of a
+replay of the accepted stream.
 
 confluent-kafka types a message's topic, partition and offset as optional (a ``Message`` built
-by hand may lack them); a consumed record always has all three."""
+by hand may lack them); a consumed record always has all three.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from confluent_kafka import KafkaError, Message
+
+from schemas.accepted import AcceptedBatch
 
 TopicPartitionKey = tuple[str, int]
 
@@ -22,6 +26,11 @@ def offset_ranges(records: Iterable[Message]) -> dict[int, tuple[int, int]]:
         lo, hi = ranges.get(partition, (offset, offset))
         ranges[partition] = (min(lo, offset), max(hi, offset))
     return ranges
+
+
+def next_offsets(topic: str, ranges: Mapping[int, tuple[int, int]]) -> dict[TopicPartitionKey, int]:
+    """The offsets to commit once ``ranges`` (of ``topic``) are processed: one past each last."""
+    return {(topic, partition): last + 1 for partition, (_, last) in ranges.items()}
 
 
 def without_partitions(records: list[Message], revoked: set[TopicPartitionKey]) -> list[Message]:
@@ -40,3 +49,22 @@ def is_fatal(err: KafkaError) -> bool:
     client must be recreated (see librdkafka's ``rd_kafka_fatal_error``).
     """
     return bool(err.fatal()) or err.code() == KafkaError._FATAL
+
+
+def admit(position: int, batch: AcceptedBatch) -> tuple[AcceptedBatch, int]:
+    """The offset fence applied to one accepted batch of a source partition.
+
+    ``position`` is the next source offset not yet applied. Returns the events of ``batch`` at
+    or after it, and the position once ``batch`` is applied (past its ``last_offset``, never
+    backwards), so a range forwarded twice is counted once."""
+    return batch.after(position - 1), max(position, batch.last_offset + 1)
+
+
+class Positions(dict[TopicPartitionKey, int]):
+    """Per source (topic, partition), the next source offset not yet applied (0: none)."""
+
+    def admit(self, batch: AcceptedBatch) -> AcceptedBatch:
+        """The events of ``batch`` not yet applied; records ``batch`` as applied."""
+        key = (batch.topic, batch.partition)
+        kept, self[key] = admit(self.get(key, 0), batch)
+        return kept
