@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.acceptance import AcceptanceRule, AcceptanceSettings
 from sinks.export.config import ExportConfig
 
 
@@ -14,3 +16,6 @@ class ExportSettings(ExportConfig, BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BRAINSTREAM_EXPORT_", env_file=".env", extra="ignore"
     )
+
+    acceptance: AcceptanceRule = Field(default_factory=lambda: AcceptanceSettings().rule())
+    """The raw sink's acceptance rule, ``BRAINSTREAM_FUTURE_*``."""

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.acceptance import AcceptanceRule, AcceptanceSettings
 from sinks.config import RetentionConfig, SinkConfig
 
 
 class SinkSettings(SinkConfig, BaseSettings):
-    """Every field of :class:`sinks.config.SinkConfig`, e.g. ``BRAINSTREAM_SINK_GROUP_ID``."""
+    """Every field of :class:`sinks.config.SinkConfig`, e.g. ``BRAINSTREAM_SINK_GROUP_ID``; the
+    acceptance rule from ``BRAINSTREAM_FUTURE_*`` (shared with the export)."""
 
     model_config = SettingsConfigDict(
         env_prefix="BRAINSTREAM_SINK_", env_file=".env", extra="ignore"
     )
+
+    acceptance: AcceptanceRule = Field(default_factory=lambda: AcceptanceSettings().rule())
 
 
 class RetentionSettings(RetentionConfig, BaseSettings):

@@ -8,6 +8,8 @@ from schemas.errors import FieldError, InvalidEvent
 from schemas.registry import REGISTRY, EventRegistry, schema_version_of
 
 Headers = list[tuple[str, bytes]]
+RecordHeaders = list[tuple[str, bytes | str | None]] | dict[str, bytes | str | None] | None
+"""A consumed record's headers as confluent-kafka returns them (``None``: none)."""
 
 
 def encode(event: Event) -> bytes:
@@ -50,7 +52,7 @@ def decode(value: bytes | None, registry: EventRegistry = REGISTRY) -> Event:
 
 
 def header_mismatch(
-    headers: list[tuple[str, bytes | str | None]] | dict[str, bytes | str | None] | None,
+    headers: RecordHeaders,
     version: int,
 ) -> FieldError | None:
     """The error when the record's ``bs.schema_version`` header names another version than

@@ -1,5 +1,5 @@
 """Raw-event sink: Kafka -> Postgres ``analytics_events``, dead letters, retention, erasure."""
 
-from sinks.config import FuturePolicy, RetentionConfig, SinkConfig
+from sinks.config import RetentionConfig, SinkConfig
 
-__all__ = ["FuturePolicy", "RetentionConfig", "SinkConfig"]
+__all__ = ["RetentionConfig", "SinkConfig"]

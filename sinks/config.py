@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
-FuturePolicy = Literal["clamp", "dlq"]
+from schemas.acceptance import AcceptanceRule
 
 SINK_NAME = "brainstream-sink"
 
@@ -32,11 +30,9 @@ class SinkConfig(BaseModel):
     """While the sink runs, ``sys.setswitchinterval`` (``None``: leave it; Python's default is
     5 ms). The writer thread gives the GIL up at every socket write of its COPY and then waits
     up to one interval to get it back from the decoding thread; 1 ms halves that wait."""
-    future_skew_seconds: float = Field(default=3_600, ge=0)
-    """How far ``occurred_at`` may lie after the Kafka record's timestamp."""
-    future_policy: FuturePolicy = "clamp"
-    """``clamp``: store the record timestamp and keep the original in
-    ``properties._original_occurred_at``; ``dlq``: dead-letter the record (stage validate)."""
+    acceptance: AcceptanceRule = Field(default_factory=AcceptanceRule)
+    """The acceptance rule (:mod:`schemas.acceptance`): a rejected record is dead-lettered, a
+    clamped one stored at its record time."""
     retry_initial_seconds: float = Field(default=0.2, gt=0)
     retry_max_seconds: float = Field(default=10.0, gt=0)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)

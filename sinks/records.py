@@ -9,23 +9,19 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 from confluent_kafka import Message
 
 import schemas
-from schemas import MAX_EVENT_BYTES, Event, FieldError, InvalidEvent
+from schemas import MAX_EVENT_BYTES, FieldError
+from schemas.acceptance import INTERNAL_ERROR, Accept, Reject, judge
 from schemas.codec import header_mismatch
 from sinks.config import SinkConfig
 
 log = logging.getLogger(__name__)
-
-ORIGINAL_OCCURRED_AT = "_original_occurred_at"
-"""Key added to ``properties`` when a future ``occurred_at`` was clamped."""
-
-_DECODE_RULES = frozenset({"json_invalid", "json_type", "empty", "max_size"})
 
 
 def timestamp_ms(record: Message) -> int | None:
@@ -77,24 +73,19 @@ class Rejection:
 
 
 def to_row(record: Message, config: SinkConfig) -> Row | Rejection:
-    """Decode and validate ``record`` (its ``bs.schema_version`` header, when present, must
-    agree with its value); apply the future-skew policy.
+    """The row of ``record``, or why it is refused: the verdict of the acceptance rule
+    (:func:`schemas.acceptance.judge`: decode, validate, the ``bs.schema_version`` header, the
+    future-skew rule of ``config.acceptance``).
 
     Never raises for a record: a contract violation is a rejection naming the fields, and any
     other failure on this one record (a fault of the decoder or of building the row) is a
     rejection at its stage (``decode`` or ``encode``) with the rule ``internal_error``, so one
     record can neither stop the sink nor hold back its neighbours."""
     try:
-        event = schemas.decode(record.value())
-    except InvalidEvent as exc:
-        return _rejection(record, exc)
-    except Exception as exc:
-        return fault(record, "decode", exc)
-    try:
-        mismatch = header_mismatch(record.headers(), event.schema_version)
-        if mismatch is not None:
-            return Rejection(record, "validate", "InvalidEvent", (mismatch,))
-        return _row(record, event, config)
+        verdict = judge(record.value(), record.headers(), timestamp_ms(record), config.acceptance)
+        if isinstance(verdict, Reject):
+            return Rejection(record, verdict.stage, verdict.error_class, verdict.errors)
+        return _row(record, verdict)
     except Exception as exc:
         return fault(record, "encode", exc)
 
@@ -113,21 +104,17 @@ def fault(record: Message, stage: str, exc: BaseException) -> Rejection:
     return Rejection(record, stage, type(exc).__name__, (error,))
 
 
-INTERNAL_ERROR = "internal_error"
-"""The rule of a rejection that no rule of the contract names: a fault while handling it."""
-
-
 def split(records: list[Message], config: SinkConfig) -> tuple[list[Row], list[Rejection]]:
     """``to_row`` over a batch. Hot path: an event the contract's plain validator accepts
     (:mod:`schemas.plain`: no model instances) and not too far ahead of its record's timestamp
-    is turned into a row inline; anything else goes through ``schemas.decode`` and ``_row``,
-    which accept it or say why not."""
+    is turned into a row inline; anything else goes through ``to_row``, which accepts it or
+    says why not."""
     rows: list[Row] = []
     rejected: list[Rejection] = []
     plain = schemas.REGISTRY.plain.validate_json
     dumps = orjson.dumps
-    skew_ms = config.future_skew_seconds * 1000
-    safe = _safe_until(records, skew_ms)
+    rule = config.acceptance
+    safe = rule.safe_until(r.timestamp()[1] for r in records)
     for record in records:
         value = record.value()
         try:
@@ -136,10 +123,12 @@ def split(records: list[Message], config: SinkConfig) -> tuple[list[Row], list[R
             event = plain(value)
             if header_mismatch(record.headers(), event["schema_version"]) is not None:
                 raise _ModelPath
-            if safe is not None and event["occurred_at"] > safe:
-                ts = record.timestamp()[1]  # the exact rule, as in _too_far_ahead
-                if ts > 0 and event["occurred_at"].timestamp() * 1000 > ts + skew_ms:
-                    raise _ModelPath
+            if (
+                safe is not None
+                and event["occurred_at"] > safe
+                and rule.too_far_ahead(event["occurred_at"], record.timestamp()[1])
+            ):
+                raise _ModelPath
             props = dumps(event["properties"]).decode()
         except Exception:  # refused, deferred (_ModelPath), or a fault: to_row says which
             result = to_row(record, config)
@@ -162,80 +151,22 @@ def split(records: list[Message], config: SinkConfig) -> tuple[list[Row], list[R
     return rows, rejected
 
 
-def _safe_until(records: list[Message], skew_ms: float) -> datetime | None:
-    """An instant no record of the batch counts as too far ahead at or before (``None``: no
-    record has a timestamp, so none is checked). Comparing with it costs a fraction of the
-    exact per-record rule, which then runs only for events after it; a millisecond early to
-    stay clear of float rounding."""
-    stamps = [ts for _kind, ts in (r.timestamp() for r in records) if ts > 0]
-    if not stamps:
-        return None
-    try:
-        return datetime.fromtimestamp((min(stamps) + skew_ms - 1) / 1000, UTC)
-    except (OverflowError, ValueError, OSError):  # a skew beyond year 9999: nothing is ahead
-        return datetime.max.replace(tzinfo=UTC)
-
-
 class _ModelPath(Exception):
     """The record takes the model's path (``to_row``)."""
 
 
-def _rejection(record: Message, exc: InvalidEvent) -> Rejection:
-    return Rejection(record, _stage(exc), type(exc).__name__, tuple(exc.errors))
-
-
-def _row(record: Message, event: Event, config: SinkConfig) -> Row | Rejection:
-    properties: dict[str, Any] | None = None
-    occurred_at = event.occurred_at
-    if _too_far_ahead(record, occurred_at, config):
-        if config.future_policy == "dlq":
-            error = FieldError("occurred_at", "future_skew", "is too far after the record time")
-            return Rejection(record, "validate", "FutureTimestamp", (error,))
-        properties = {**_properties(event), ORIGINAL_OCCURRED_AT: occurred_at.isoformat()}
-        occurred_at = _record_time(record)
+def _row(record: Message, verdict: Accept) -> Row:
+    event = verdict.event
     return Row(
         event_id=event.event_id,
-        occurred_at=occurred_at,
+        occurred_at=verdict.occurred_at,
         kafka_offset=record.offset(),  # type: ignore[arg-type]  # set on every consumed record
         kafka_partition=record.partition(),  # type: ignore[arg-type]
         schema_version=event.schema_version,
         event_type=event.type,
         user_id=event.user_id,
         source=event.source,
-        properties=_json(properties) if properties is not None else _properties_json(event),
+        properties=verdict.properties_json(),
         origin=record,
-        clamped=properties is not None,
+        clamped=verdict.clamped,
     )
-
-
-def _stage(exc: InvalidEvent) -> str:
-    if exc.stage == "decode" or any(e.rule in _DECODE_RULES for e in exc.errors):
-        return "decode"
-    return "validate"
-
-
-def _record_time(record: Message) -> datetime:
-    ts = timestamp_ms(record)
-    assert ts is not None
-    return datetime.fromtimestamp(ts / 1000, UTC)
-
-
-def _too_far_ahead(record: Message, occurred_at: datetime, config: SinkConfig) -> bool:
-    """Deterministic per record (the Kafka timestamp, never now()), so redelivery is idempotent."""
-    ts = timestamp_ms(record)
-    if ts is None:
-        return False
-    return occurred_at.timestamp() * 1000 > ts + config.future_skew_seconds * 1000
-
-
-def _properties(event: Event) -> dict[str, Any]:
-    return event.properties.model_dump(mode="json", exclude_none=True)
-
-
-def _properties_json(event: Event) -> str:
-    props = event.properties
-    return props.__pydantic_serializer__.to_json(props, exclude_none=True).decode()
-
-
-def _json(value: dict[str, Any]) -> str:
-    return orjson.dumps(value).decode()

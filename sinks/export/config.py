@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from eventlog.ranges import LogRange
+from schemas.acceptance import AcceptanceRule
 
 Format = Literal["parquet", "jsonl"]
 Source = Literal["accepted", "log"]
@@ -40,8 +41,12 @@ class ExportConfig(BaseModel):
     source: Source = "accepted"
     """``accepted``: only what the raw sink stored, read from its accepted stream (no event
     twice, nothing it refused; the range must be settled by the sink, see
-    :mod:`sinks.export.accepted`). ``log``: every decodable record of the range, duplicates and
-    records the sink refused included (for inspecting the log itself)."""
+    :mod:`sinks.export.accepted`). ``log``: every record of the range that the acceptance rule
+    accepts, duplicates and records the sink refused at persist included (for inspecting the
+    log itself)."""
+    acceptance: AcceptanceRule = Field(default_factory=AcceptanceRule)
+    """The acceptance rule (:mod:`schemas.acceptance`), applied to every record read from either
+    source: a record is exported at the time the raw table stores it, or not at all."""
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8088, ge=0, le=65_535)
 

@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from eventlog.ranges import PartitionRange
 from eventlog.reader import LogReader, plan
+from schemas.acceptance import AcceptanceRule
 from sinks.export.accepted import Accepted, load_accepted
 from sinks.export.config import ExportConfig, ExportRequest, Format
 from sinks.export.dataset import DatasetDir
@@ -66,7 +67,7 @@ def run_export(
     try:
         outputs = _open_writers(request, config, dataset)
         progress.start(total)
-        spec = _spec(request, erased, pseudonymiser)
+        spec = _spec(request, erased, pseudonymiser, config.acceptance)
         tally = _copy(
             reader, ranges, spec, outputs, progress, workers=_workers(config, total), kept=kept
         )
@@ -128,15 +129,30 @@ def tasks(
         for batch in reader.read(prange):
             offsets = [msg.offset() for msg in batch]
             mask = kept.mask(prange.partition, offsets) if kept is not None else None
-            yield Task(prange.partition, offsets, [msg.value() for msg in batch], mask)
+            yield Task(
+                prange.partition,
+                offsets,
+                [msg.value() for msg in batch],
+                mask,
+                [msg.timestamp()[1] for msg in batch],
+                [msg.headers() for msg in batch],
+            )
 
 
 def _spec(
-    request: ExportRequest, erased: Set[str], pseudonymiser: Pseudonymiser | None
+    request: ExportRequest,
+    erased: Set[str],
+    pseudonymiser: Pseudonymiser | None,
+    rule: AcceptanceRule,
 ) -> ShapeSpec:
     key = pseudonymiser.key if pseudonymiser is not None else None
     return ShapeSpec(
-        request.formats, request.filters, frozenset(erased), key, upcast=not request.as_written
+        request.formats,
+        request.filters,
+        frozenset(erased),
+        key,
+        upcast=not request.as_written,
+        rule=rule,
     )
 
 

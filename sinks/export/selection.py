@@ -14,6 +14,8 @@ class Outcome(StrEnum):
     ERASED = "erased"
     FILTERED = "filtered"
     UNDECODABLE = "undecodable"
+    """Refused by the acceptance rule (:func:`schemas.acceptance.judge`): not decodable, not
+    valid, a header that contradicts the value, or too far ahead under ``reject``."""
     NOT_UPCAST = "not_upcast"
     """Decoded, but the upcaster chain to the latest version failed (a bug in an upcaster)."""
     NOT_ACCEPTED = "not_accepted"

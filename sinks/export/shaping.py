@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import pyarrow as pa
 from pydantic import SecretStr
 
-from schemas import REGISTRY, Event, InvalidEvent, decode
+from schemas import REGISTRY, InvalidEvent
+from schemas.acceptance import Accept, AcceptanceRule, Reject, judge
 from sinks.export.config import Filters, Format
 from sinks.export.parquet import to_record_batch
 from sinks.export.privacy import Pseudonymiser
@@ -34,6 +36,8 @@ class ShapeSpec:
     pseudonym_key: SecretStr | None = None
     upcast: bool = True
     """Properties in their type's latest version (``False``: as written)."""
+    rule: AcceptanceRule = field(default_factory=AcceptanceRule)
+    """The acceptance rule every record is judged by (the raw sink's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,10 @@ class Task:
     values: list[bytes | None]
     accepted: list[bool] | None = None
     """Parallel to ``offsets``: whether the raw sink accepted the record (``None``: all)."""
+    timestamps: list[int] | None = None
+    """Parallel to ``offsets``: each record's Kafka timestamp in epoch ms (``None``: none)."""
+    headers: list[Any] | None = None
+    """Parallel to ``offsets``: each record's headers (``None``: none)."""
 
 
 @dataclass(slots=True)
@@ -75,20 +83,25 @@ class Shaper:
     def shape(self, task: Task) -> Shaped:
         counts = Counts(read=len(task.values))
         columns: Columns = {name: [] for name in COLUMNS}
-        mask = task.accepted
+        mask, stamps, headers, rule = task.accepted, task.timestamps, task.headers, self._spec.rule
         for i, (offset, value) in enumerate(zip(task.offsets, task.values, strict=True)):
             if mask is not None and not mask[i]:
                 counts.outcomes[Outcome.NOT_ACCEPTED] += 1
                 continue
-            try:
-                event = decode(value)
-            except Exception:  # refused (InvalidEvent) or any other fault on this one record
+            verdict = judge(
+                value,
+                headers[i] if headers is not None else None,
+                stamps[i] if stamps is not None else None,
+                rule,
+            )
+            if isinstance(verdict, Reject):
                 counts.outcomes[Outcome.UNDECODABLE] += 1
                 continue
+            event = verdict.event
             outcome = self._selection.outcome(event)
             if outcome is Outcome.EXPORTED:
                 try:
-                    properties, version = self._properties(event)
+                    properties, version = self._properties(verdict)
                 except InvalidEvent as exc:
                     log.warning("%s v%d not upcast: %s", event.type, event.schema_version, exc)
                     outcome = Outcome.NOT_UPCAST
@@ -100,7 +113,7 @@ class Shaper:
             columns["event_id"].append(str(event.event_id))
             columns["type"].append(event.type)
             columns["user_id"].append(user)
-            columns["occurred_at"].append(event.occurred_at)
+            columns["occurred_at"].append(verdict.occurred_at)
             columns["source"].append(event.source)
             columns["schema_version"].append(version)
             columns["properties"].append(properties)
@@ -108,9 +121,14 @@ class Shaper:
             columns["kafka_offset"].append(offset)
         return self._shaped(task, counts, columns)
 
-    def _properties(self, event: Event) -> tuple[str, int]:
+    def _properties(self, verdict: Accept) -> tuple[str, int]:
         """``(properties JSON, its schema_version)``: upcast to the latest version unless the
-        spec says as written; raises :class:`InvalidEvent` when an upcaster fails."""
+        spec says as written, with the original time of a clamped event (as the raw table).
+
+        Raises:
+            InvalidEvent: an upcaster failed.
+        """
+        event = verdict.event
         props = event.properties
         if self._spec.upcast:
             latest = self._latest.get(event.type) or self._latest.setdefault(
@@ -121,9 +139,8 @@ class Shaper:
                     props, mode="json", exclude_none=True
                 )
                 upcast = REGISTRY.upcast(event.type, event.schema_version, written)
-                return orjson.dumps(upcast).decode(), latest
-        text = props.__pydantic_serializer__.to_json(props, exclude_none=True).decode()
-        return text, event.schema_version
+                return orjson.dumps(verdict.with_original(upcast)).decode(), latest
+        return verdict.properties_json(), event.schema_version
 
     def _shaped(self, task: Task, counts: Counts, columns: Columns) -> Shaped:
         rows = len(columns["event_id"])

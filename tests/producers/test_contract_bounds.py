@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from producers import EventRejected, Tracker, TrackingError
+from schemas.acceptance import AcceptanceRule
 from schemas.config import KafkaSettings
 from sinks.config import SinkConfig
 from sinks.records import split
@@ -138,6 +139,6 @@ def test_track_accepts_or_names_a_rejection_and_the_sink_decodes_what_it_accepts
     assert all(isinstance(e, EventRejected) and e.errors for e in errors)
     now = int(time.time() * 1000) + 3_600_000
     records = [message(v, key=k, offset=i, timestamp_ms=now) for i, (k, v) in enumerate(sent)]
-    rows, rejected = split(records, SinkConfig(future_policy="clamp"))
+    rows, rejected = split(records, SinkConfig(acceptance=AcceptanceRule(future_policy="clamp")))
     assert not rejected, [r.errors for r in rejected]
     assert [str(r.event_id) for r in rows] == accepted

@@ -25,9 +25,10 @@ from producers import EventsDropped, Tracker, TrackingError
 from producers.delivery import ATTEMPTS, PERMANENT, UNREACHABLE, Outbox, classify
 from producers.ratelog import RateLimitedLog
 from producers.spool import Spool, read_records
+from schemas.acceptance import ORIGINAL_OCCURRED_AT
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.config import SinkConfig
-from sinks.records import ORIGINAL_OCCURRED_AT, Row, to_row
+from sinks.records import Row, to_row
 
 
 def outbox(tmp_path: Path, errors: list[TrackingError], max_attempts: int = 3) -> Outbox:

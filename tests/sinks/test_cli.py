@@ -12,6 +12,7 @@ from confluent_kafka import Consumer, TopicPartition
 from typer.testing import CliRunner
 
 from brainstream.cli import app
+from schemas.acceptance import AcceptanceRule
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.config import SinkConfig
 from tests.fixtures.samples import sample_event
@@ -82,7 +83,7 @@ def test_dlq_inspect_and_replay_resubmit_what_now_passes(
 ) -> None:
     future = sample_event("logout", occurred_at=datetime.now(UTC) + timedelta(days=10))
     produce(services.kafka, topics.events, [*event_records([future]), (b"k", b"not json", [])])
-    strict = SinkConfig(group_id=_group(), future_policy="dlq")
+    strict = SinkConfig(group_id=_group(), acceptance=AcceptanceRule(future_policy="reject"))
     with running_sink(strict, services.kafka, topics, pg_schema.conninfo) as sink:
         wait_for(lambda: sink.metrics.batches._value.get() >= 1)
     runner, env = CliRunner(), _env(services, topics, pg_schema)

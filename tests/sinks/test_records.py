@@ -9,8 +9,9 @@ import orjson
 import pytest
 
 from schemas import MAX_EVENT_BYTES, encode
+from schemas.acceptance import ORIGINAL_OCCURRED_AT, AcceptanceRule
 from sinks.config import SinkConfig
-from sinks.records import ORIGINAL_OCCURRED_AT, Rejection, Row, split, to_row
+from sinks.records import Rejection, Row, split, to_row
 from tests.fixtures.samples import sample_event
 from tests.sinks.conftest import as_incoming, message, raw_incoming
 
@@ -87,8 +88,8 @@ def test_future_within_the_skew_is_kept() -> None:
     assert isinstance(row, Row) and row.occurred_at == near and not row.clamped
 
 
-def test_future_events_go_to_the_dlq_when_configured() -> None:
-    config = SinkConfig(future_policy="dlq")
+def test_future_events_are_rejected_when_configured() -> None:
+    config = SinkConfig(acceptance=AcceptanceRule(future_policy="reject"))
     future = T0 + timedelta(days=3)
     result = to_row(
         as_incoming(sample_event("login", occurred_at=future), timestamp_ms=T0_MS), config
@@ -110,14 +111,14 @@ def test_split_keeps_order_and_separates_rejections() -> None:
     assert len(rejected) == 1
 
 
-@pytest.mark.parametrize("policy", ["clamp", "dlq"])
+@pytest.mark.parametrize("policy", ["clamp", "reject"])
 def test_split_applies_the_skew_rule_to_each_record_against_its_own_timestamp(
     policy: str,
 ) -> None:
     """``split`` compares with the batch's earliest timestamp first; a later record's events
     are still judged against that record's own timestamp, exactly as ``to_row`` does."""
-    config = SinkConfig(future_policy=policy)  # type: ignore[arg-type]
-    skew = timedelta(seconds=config.future_skew_seconds)
+    config = SinkConfig(acceptance=AcceptanceRule(future_policy=policy))  # type: ignore[arg-type]
+    skew = timedelta(seconds=config.acceptance.future_skew_seconds)
     ms = timedelta(milliseconds=1)
     later_ms = T0_MS + 2 * 3_600_000
     cases = [  # (occurred_at, record timestamp in ms, too far ahead)
@@ -145,7 +146,7 @@ def test_split_applies_the_skew_rule_to_each_record_against_its_own_timestamp(
 
 
 def test_a_skew_beyond_the_calendar_clamps_nothing() -> None:
-    config = SinkConfig(future_skew_seconds=1e15)
+    config = SinkConfig(acceptance=AcceptanceRule(future_skew_seconds=1e15))
     record = as_incoming(
         sample_event("login", occurred_at=T0 + timedelta(days=30)), timestamp_ms=T0_MS
     )

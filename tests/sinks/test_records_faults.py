@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import schemas
-import sinks.records
+import schemas.acceptance
 from schemas import encode
 from sinks.config import SinkConfig
 from sinks.records import Rejection, Row, split
@@ -116,16 +116,17 @@ def _poison_marker(monkeypatch: pytest.MonkeyPatch, target: str, exc: Exception)
         return real_dumps(obj, *args, **kwargs)
 
     monkeypatch.setattr(orjson, "dumps", dumps)
-    real = getattr(sinks.records if target != "decode" else schemas, target)
+    owner: Any = schemas.acceptance if target == "decode" else schemas.acceptance.Accept
+    real = getattr(owner, target)
 
     def failing(*args: Any, **kwargs: Any) -> Any:
         blob = args[0]
-        text = blob if isinstance(blob, bytes) else str(getattr(blob, "properties", ""))
+        text = blob if isinstance(blob, bytes) else str(blob.event.properties)
         if b"/poison" in text if isinstance(text, bytes) else "/poison" in text:
             raise exc
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sinks.records if target != "decode" else schemas, target, failing)
+    monkeypatch.setattr(owner, target, failing)
 
 
 @pytest.mark.parametrize(
@@ -133,8 +134,8 @@ def _poison_marker(monkeypatch: pytest.MonkeyPatch, target: str, exc: Exception)
     [
         ("decode", "decode", RecursionError("deep")),
         ("decode", "decode", OverflowError("date value out of range")),
-        ("_properties_json", "encode", TypeError("Integer exceeds 64-bit range")),
-        ("_properties_json", "encode", UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad")),
+        ("properties_json", "encode", TypeError("Integer exceeds 64-bit range")),
+        ("properties_json", "encode", UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad")),
     ],
 )
 def test_any_fault_on_one_record_is_its_rejection_at_its_stage(
