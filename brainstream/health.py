@@ -34,13 +34,14 @@ from psycopg import errors, sql
 from eventlog.clients import consumer_conf
 from schemas.config import TopicSettings
 from schemas.db import EVENTS_TABLE, STREAM_OFFSETS_TABLE
+from schemas.errors import BrainstreamError
 
 LagSource = Literal["kafka", "fence"]
 _T = TypeVar("_T")
 _OffsetSpec: Any = confluent_kafka.admin.OffsetSpec  # type: ignore[attr-defined]
 
 
-class HealthCheckError(Exception):
+class HealthCheckError(BrainstreamError):
     """A component could not be checked; ``component`` is ``kafka`` or ``postgres``."""
 
     def __init__(self, component: str, reason: str) -> None:
@@ -265,7 +266,11 @@ def kafka_facts(
     timeout: float,
     fences: Iterable[Fence] = (),
 ) -> KafkaFacts:
-    """End offsets, lag per group (Kafka commits, then fences) and the dead-letter count."""
+    """End offsets, lag per group (Kafka commits, then fences) and the dead-letter count.
+
+    Raises:
+        HealthCheckError: the brokers are unreachable or the events topic does not exist.
+    """
     admin = clients.admin()
     try:
         metadata = admin.list_topics(timeout=timeout)
@@ -386,6 +391,11 @@ _FENCES = sql.SQL(
 
 
 def database_facts(conninfo: str, topic: str, timeout: float) -> DatabaseFacts:
+    """The newest raw and aggregate rows and the projections' fences on ``topic``.
+
+    Raises:
+        HealthCheckError: Postgres is unreachable, refuses the login, or is not migrated.
+    """
     try:
         with psycopg.connect(
             conninfo, connect_timeout=max(1, math.ceil(timeout)), autocommit=True

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 from psycopg import sql
 
+from schemas.errors import BrainstreamError
 from schemas.sql import Migration, migrations
 
 _LOCK_KEY = 0x6272_6169_6E73  # "brains": serialises concurrent migrators
@@ -20,7 +21,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )"""
 
 
-class MigrationError(RuntimeError):
+class MigrationError(BrainstreamError, RuntimeError):
     """A migration failed, or an applied one was edited after the fact."""
 
 
@@ -35,6 +36,9 @@ def migrate(
     """Apply pending migrations in ``db_schema`` and pre-create day partitions around today.
 
     Returns the migrations applied by this call (empty when the database was up to date).
+
+    Raises:
+        MigrationError: an applied migration's file was changed after it was applied.
     """
     applied_now: list[Migration] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:

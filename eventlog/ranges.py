@@ -84,6 +84,9 @@ def resolve(
 
     Offsets are clamped into ``[low, high]`` (records before ``low`` are gone, after ``high``
     do not exist yet); an end before its start yields an empty range.
+
+    Raises:
+        InvalidRange: ``starts`` or ``ends`` name a partition the topic does not have.
     """
     starts, ends = starts or {}, ends or {}
     unknown = sorted((set(starts) | set(ends)) - set(watermarks))

@@ -37,7 +37,11 @@ _current: ContextVar[UserContext | None] = ContextVar("brainstream_user", defaul
 
 
 def check_id(value: object, field: str) -> str:
-    """Validate an id with the contract's ``UserId`` rule (letters, digits, ``_.:-``)."""
+    """Validate an id with the contract's ``UserId`` rule (letters, digits, ``_.:-``).
+
+    Raises:
+        InvalidEvent: ``value`` breaks the rule (the error names ``field``).
+    """
     try:
         return _ID_ADAPTER.validate_python(value, strict=True)
     except ValidationError as exc:

@@ -96,7 +96,11 @@ class TypeCodec:
             raise _in_properties(invalid_event(exc, tagged=False)) from None
 
     def stamp(self, user: bytes, body: bytes) -> tuple[str, bytes]:
-        """A new event id and the record value: the envelope around ``body``, stamped now."""
+        """A new event id and the record value: the envelope around ``body``, stamped now.
+
+        Raises:
+            InvalidEvent: the record would exceed ``MAX_EVENT_BYTES`` (rule ``max_size``).
+        """
         event_id = str(uuid7())
         second, nanos = divmod(time_ns(), 1_000_000_000)
         clock = CLOCK  # one tuple: threads never see a second paired with another's prefix

@@ -19,6 +19,8 @@ import ipaddress
 
 from pydantic import SecretStr
 
+from schemas.errors import BrainstreamError
+
 __all__ = [
     "TOKEN_SETTING",
     "ExposedWithoutToken",
@@ -33,7 +35,7 @@ TOKEN_SETTING = "BRAINSTREAM_API_TOKEN"
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
 
 
-class ExposedWithoutToken(RuntimeError):
+class ExposedWithoutToken(BrainstreamError, RuntimeError):
     """A server holding per-user data was asked to listen beyond loopback with no token."""
 
     def __init__(self, server: str, host: str) -> None:

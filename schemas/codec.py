@@ -37,7 +37,13 @@ def encode(event: Event) -> bytes:
 
 
 def decode(value: bytes | None, registry: EventRegistry = REGISTRY) -> Event:
-    """Validate record bytes into the registered event class; errors name the field."""
+    """Validate record bytes into the registered event class; errors name the field.
+
+    Raises:
+        InvalidEvent: empty, larger than ``MAX_EVENT_BYTES`` (stage ``decode``), not JSON, or
+            not a valid event of a registered type and version (``UnknownEventType``,
+            ``UnknownSchemaVersion``), or without its own ``event_id`` / ``occurred_at``.
+    """
     if not value:
         raise InvalidEvent([FieldError("<event>", "empty", "record value is empty")], "decode")
     if len(value) > MAX_EVENT_BYTES:

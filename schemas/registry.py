@@ -169,7 +169,12 @@ class EventRegistry:
     # --- validating ----------------------------------------------------------------------
     def build(self, type_name: str, data: dict[str, Any], version: int | None = None) -> Event:
         """Validate ``data`` (envelope fields, ``type`` optional) as an event of ``type_name``
-        at ``version`` (the latest when ``None``); ``schema_version`` is the class's own."""
+        at ``version`` (the latest when ``None``); ``schema_version`` is the class's own.
+
+        Raises:
+            InvalidEvent: ``data`` breaks the contract (``UnknownEventType``,
+                ``UnknownSchemaVersion`` for an unregistered type or version).
+        """
         cls = self.get(type_name, version)
         try:
             return cls.model_validate(data)
@@ -178,7 +183,11 @@ class EventRegistry:
 
     def validate_json(self, value: bytes | str) -> Event:
         """A record's JSON, in strict mode: JSON types as the JSON Schema gives them (a number
-        is not a datetime, ``"1200"`` not an integer, ``true`` not a number)."""
+        is not a datetime, ``"1200"`` not an integer, ``true`` not a number).
+
+        Raises:
+            InvalidEvent: not JSON, or not a valid event of a registered type and version.
+        """
         try:
             event: Event = self.validator.validate_json(value, strict=True)
         except ValidationError as exc:
@@ -192,6 +201,11 @@ class EventRegistry:
         return event
 
     def validate_python(self, data: Any) -> Event:
+        """Python data (a decoded JSON document) as its registered event class.
+
+        Raises:
+            InvalidEvent: not a valid event of a registered type and version.
+        """
         try:
             event: Event = self.validator.validate_python(data)
         except ValidationError as exc:
@@ -385,8 +399,12 @@ def _properties_check(cls: type[Event]) -> _Check:
 
 
 def schema_version_of(cls: type[Event]) -> int:
-    """The version a class stands for: its ``schema_version`` default (``TypeError`` when that
-    is not an int from 1 to 1000)."""
+    """The version a class stands for: its ``schema_version`` default.
+
+    Raises:
+        TypeError: the default is not an int from 1 to 1000, or ``type`` is not annotated as
+            ``Literal['name']`` (a programming error in the event class).
+    """
     default = cls.model_fields["schema_version"].default
     if type(default) is not int or not 1 <= default <= 1000:
         raise TypeError(f"{cls.__name__}.schema_version must default to an int from 1 to 1000")

@@ -38,6 +38,7 @@ from eventlog.offsets import (
     without_partitions,
 )
 from schemas.config import TopicSettings
+from schemas.errors import BrainstreamError
 from sinks.config import SinkConfig
 from sinks.dlq import DeadLetters, DlqContext
 from sinks.forward import Forwarder, ForwardStopped, accepted_batches
@@ -59,7 +60,7 @@ class InFlight:
     future: Future[WriteResult] = field(default_factory=Future)
 
 
-class SinkStopped(Exception):
+class SinkStopped(BrainstreamError):
     """Shutdown was requested while a batch could not be written; it is left uncommitted."""
 
 

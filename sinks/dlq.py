@@ -11,13 +11,14 @@ from typing import Any
 from confluent_kafka import Producer
 
 from eventlog.clients import producer_conf
+from schemas.errors import BrainstreamError
 from schemas.topics import DLQ_PREFIX
 from sinks.records import Rejection, timestamp_ms
 
 SINK_VERSION = "1"
 
 
-class DeadLetterError(RuntimeError):
+class DeadLetterError(BrainstreamError, RuntimeError):
     """Dead letters could not be delivered; offsets must not move past their records."""
 
     def __init__(self, undelivered: int) -> None:
@@ -87,6 +88,11 @@ class DeadLetters:
         self._producer.poll(0)
 
     def flush(self, timeout: float = 30.0) -> None:
+        """Wait up to ``timeout`` seconds for every dead letter to be acknowledged.
+
+        Raises:
+            DeadLetterError: some were not delivered (offsets must not move past them).
+        """
         self._producer.flush(timeout)
         undelivered, self._pending, failed = self._pending, 0, self._failed
         self._failed = 0

@@ -102,6 +102,10 @@ def resubmit(
 ) -> ResubmitReport:
     """Re-produce dead letters (original key, value, headers) to the events topic, once each.
 
+    Raises:
+        RuntimeError: the broker did not acknowledge every re-submitted record (the group's
+            offsets are then left where they were, so a rerun re-submits them).
+
     Progress is kept in consumer group ``group``; with ``validate`` only records that now pass
     the contract are re-submitted (the others stay in the DLQ, counted). Letters of an
     ``erased`` user are never re-submitted (counted in ``erased``).

@@ -139,7 +139,7 @@ _PERMANENT = frozenset(
 )
 
 
-class ForwardStopped(Exception):
+class ForwardStopped(BrainstreamError):
     """Shutdown was requested before the accepted batches were acknowledged."""
 
 

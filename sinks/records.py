@@ -16,7 +16,7 @@ import orjson
 from confluent_kafka import Message
 
 import schemas
-from schemas import MAX_EVENT_BYTES, FieldError
+from schemas import MAX_EVENT_BYTES, BrainstreamError, FieldError
 from schemas.acceptance import INTERNAL_ERROR, Accept, Reject, judge
 from schemas.codec import header_mismatch
 from sinks.config import SinkConfig
@@ -151,7 +151,7 @@ def split(records: list[Message], config: SinkConfig) -> tuple[list[Row], list[R
     return rows, rejected
 
 
-class _ModelPath(Exception):
+class _ModelPath(BrainstreamError):
     """The record takes the model's path (``to_row``)."""
 
 

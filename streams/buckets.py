@@ -18,7 +18,11 @@ assert tuple(STEP) == GRANULARITIES
 
 
 def truncate(moment: datetime, granularity: str) -> datetime:
-    """The start of the bucket holding ``moment`` (aware; the result is UTC)."""
+    """The start of the bucket holding ``moment`` (aware; the result is UTC).
+
+    Raises:
+        ValueError: ``granularity`` is not ``minute``, ``hour`` or ``day``.
+    """
     utc = moment.astimezone(UTC)
     if granularity == "minute":
         return utc.replace(second=0, microsecond=0)

@@ -9,8 +9,9 @@ class StreamsError(BrainstreamError):
     """Root of the workers' own errors."""
 
 
-class UnknownWindow(StreamsError):
-    """A rolling window name that ``streams.queries.WINDOWS`` does not know."""
+class UnknownWindow(StreamsError, ValueError):
+    """A window name that the asked service does not know (``known`` lists its names): the
+    rolling windows of ``streams.queries.WINDOWS``, or the dashboard's charted ones."""
 
     def __init__(self, window: str, known: tuple[str, ...]) -> None:
         self.window = window

@@ -49,6 +49,11 @@ WINDOWS: Final[dict[str, Window]] = {
 
 
 def window(name: str) -> Window:
+    """The rolling window called ``name``.
+
+    Raises:
+        UnknownWindow: no window of :data:`WINDOWS` has that name.
+    """
     try:
         return WINDOWS[name]
     except KeyError:

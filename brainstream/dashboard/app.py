@@ -31,6 +31,7 @@ from brainstream.dashboard.metrics import DashboardMetrics
 from brainstream.health import HealthMonitor
 from schemas.access import authorized
 from sinks.queries import Cursor, user_timeline
+from streams.errors import UnknownWindow
 
 STATIC = Path(__file__).parent / "static"
 Endpoint = Callable[[Request], Response]
@@ -117,7 +118,7 @@ def create_app(config: DashboardConfig) -> Starlette:
     def series(request: Request) -> Response:
         try:
             w = queries.window(request.query_params.get("window", "1h"))
-        except queries.UnknownWindow as exc:
+        except UnknownWindow as exc:
             return _error(400, str(exc))
         with pool.connection() as conn:
             return json_response(queries.series(conn, w, config.clock()))
@@ -125,7 +126,7 @@ def create_app(config: DashboardConfig) -> Starlette:
     def top(request: Request) -> Response:
         try:
             w = queries.window(request.query_params.get("window", "1h"))
-        except queries.UnknownWindow as exc:
+        except UnknownWindow as exc:
             return _error(400, str(exc))
         now = config.clock()
         with pool.connection() as conn:

@@ -18,13 +18,14 @@ from psycopg import sql
 from eventlog.db import Connection
 from schemas.db import TYPE_BUCKETS_TABLE, USER_TOTALS_TABLE
 from streams.buckets import STEP, Granularity, truncate
+from streams.errors import UnknownWindow
 from streams.queries import UserCount, user_totals
 from streams.queries import Window as StreamWindow
 from streams.queries import window as stream_window
 
 
 @dataclass(frozen=True, slots=True)
-class Window:
+class ChartWindow:
     """A window of :mod:`streams.queries` (the same range, the same exact distinct counts, so
     ``brainstream top`` and the dashboard agree), charted in ``granularity`` buckets (as fine
     as the window's own or finer, so the chart covers exactly the same range)."""
@@ -50,24 +51,23 @@ class Window:
         return [start + i * step for i in range(count)]
 
 
-WINDOWS: Final[dict[str, Window]] = {
-    "1h": Window("1h", "minute", stream_window("1h")),
-    "24h": Window("24h", "hour", stream_window("24h")),
-    "7d": Window("7d", "hour", stream_window("7d")),
+WINDOWS: Final[dict[str, ChartWindow]] = {
+    "1h": ChartWindow("1h", "minute", stream_window("1h")),
+    "24h": ChartWindow("24h", "hour", stream_window("24h")),
+    "7d": ChartWindow("7d", "hour", stream_window("7d")),
 }
 
 
-class UnknownWindow(ValueError):
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(f"unknown window {name!r}; one of {', '.join(WINDOWS)}")
+def window(name: str) -> ChartWindow:
+    """The dashboard's window called ``name``.
 
-
-def window(name: str) -> Window:
+    Raises:
+        UnknownWindow: the dashboard charts no window of that name.
+    """
     try:
         return WINDOWS[name]
     except KeyError:
-        raise UnknownWindow(name) from None
+        raise UnknownWindow(name, tuple(WINDOWS)) from None
 
 
 # -- series ---------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ def fill(buckets: list[datetime], rows: list[tuple[datetime, str, int]]) -> dict
     return dict(sorted(counts.items()))
 
 
-def series(conn: Connection, w: Window, now: datetime) -> Series:
+def series(conn: Connection, w: ChartWindow, now: datetime) -> Series:
     start, end = w.bounds(now)
     params = {"g": w.granularity, "start": start, "end": end}
     rows = [(b, str(t), int(n)) for b, t, n in conn.execute(_SERIES, params)]
@@ -144,17 +144,17 @@ _DISTINCT = sql.SQL(
 ).format(users=sql.Identifier(USER_TOTALS_TABLE))
 
 
-def _params(w: Window, now: datetime) -> dict[str, Any]:
+def _params(w: ChartWindow, now: datetime) -> dict[str, Any]:
     start, end = w.bounds(now)
     return {"g": w.span, "start": start, "end": end}
 
 
-def event_totals(conn: Connection, w: Window, now: datetime) -> dict[str, int]:
+def event_totals(conn: Connection, w: ChartWindow, now: datetime) -> dict[str, int]:
     """Events per type over the window (cheap: one row per type and bucket)."""
     return {str(t): int(n) for t, n in conn.execute(_EVENTS, _params(w, now))}
 
 
-def distinct_users(conn: Connection, w: Window, now: datetime) -> Distinct:
+def distinct_users(conn: Connection, w: ChartWindow, now: datetime) -> Distinct:
     """Exact distinct users over the window (one index range of ``agg_user_totals.last_seen``:
     a row per user and type seen since the window's start)."""
     per_type, overall = {}, 0
@@ -166,7 +166,7 @@ def distinct_users(conn: Connection, w: Window, now: datetime) -> Distinct:
     return Distinct(per_type, overall, now)
 
 
-def top(w: Window, now: datetime, events: dict[str, int], users: Distinct) -> Top:
+def top(w: ChartWindow, now: datetime, events: dict[str, int], users: Distinct) -> Top:
     """Types by events, most frequent first, with their distinct users."""
     types = [
         TypeTotal(t, n, users.per_type.get(t, 0))

@@ -37,6 +37,7 @@ from typing import Any
 from brainstream.dev import kafka, postgres, secure
 from brainstream.dev.kafka import KafkaServiceError
 from brainstream.dev.postgres import PostgresServiceError
+from schemas.errors import BrainstreamError
 
 __all__ = [
     "DevServices",
@@ -57,7 +58,7 @@ __all__ = [
 Log = Callable[[str], None]
 
 
-class ShapeMismatch(RuntimeError):
+class ShapeMismatch(BrainstreamError, RuntimeError):
     """``up`` asked for another cluster shape than the dev dir was created with."""
 
 

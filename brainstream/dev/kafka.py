@@ -33,6 +33,8 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from schemas.errors import BrainstreamError
+
 KAFKA_VERSION = "4.3.1"
 _POM = Path(__file__).with_name("kafka-runtime.xml")
 _TOOLS_POM = Path(__file__).with_name("kafka-tools.xml")
@@ -48,7 +50,7 @@ _JVM_OPTIONS = (
 )
 
 
-class KafkaServiceError(RuntimeError):
+class KafkaServiceError(BrainstreamError, RuntimeError):
     """The local broker could not be resolved, started or stopped."""
 
 
@@ -347,7 +349,11 @@ def wait_ready(
 ) -> float:
     """Wait until the node answers (with client configuration ``conf``); returns the seconds
     since ``since`` (a ``time.monotonic()`` reading, default now) and records them in
-    ``ready.json``."""
+    ``ready.json``.
+
+    Raises:
+        KafkaServiceError: the process exited, or the node did not answer within ``timeout``.
+    """
     started = time.monotonic() if since is None else since
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -415,7 +421,11 @@ def running_pid(node: KafkaNode) -> int | None:
 
 
 def stop(node: KafkaNode, timeout: float = 60.0) -> None:
-    """SIGTERM (controlled shutdown), SIGKILL when that takes longer than ``timeout``."""
+    """SIGTERM (controlled shutdown), SIGKILL when that takes longer than ``timeout``.
+
+    Raises:
+        KafkaServiceError: the process survived SIGKILL.
+    """
     pid = running_pid(node)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)

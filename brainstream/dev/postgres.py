@@ -26,6 +26,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from brainstream.dev.kafka import process_alive
+from schemas.errors import BrainstreamError
 
 ROLE = "brainstream"
 PASSWORD = "brainstream"
@@ -33,7 +34,7 @@ DATABASE = "brainstream"
 _SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes, minus "/.s.PGSQL.NNNNN"
 
 
-class PostgresServiceError(RuntimeError):
+class PostgresServiceError(BrainstreamError, RuntimeError):
     """The local Postgres could not be found, initialised, started or stopped."""
 
 
@@ -152,7 +153,11 @@ def answers(node: PostgresNode) -> bool:
 
 
 def find_binaries(log: Callable[[str], None]) -> Path:
-    """The newest directory holding initdb and pg_ctl; installs them as root on Debian."""
+    """The newest directory holding initdb and pg_ctl; installs them as root on Debian.
+
+    Raises:
+        PostgresServiceError: no binaries are found and they cannot be installed.
+    """
     found = _binaries()
     if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
         log("no PostgreSQL binaries found: installing the postgresql package with apt-get")

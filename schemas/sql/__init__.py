@@ -19,6 +19,11 @@ class Migration:
 
 
 def migrations() -> list[Migration]:
+    """The packaged migrations in version order.
+
+    Raises:
+        RuntimeError: two files share a version (a packaging error).
+    """
     found = []
     for entry in resources.files(__package__).iterdir():
         if entry.name.endswith(".sql"):

@@ -26,6 +26,11 @@ class DatasetDir:
         self._overwrite = overwrite
 
     def open(self) -> None:
+        """Start a fresh partial directory beside the final one.
+
+        Raises:
+            DatasetExists: the dataset is already published and overwriting was not asked.
+        """
         if self.final.exists() and not self._overwrite:
             raise DatasetExists(self.final)
         self.final.parent.mkdir(parents=True, exist_ok=True)

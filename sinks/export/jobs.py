@@ -67,6 +67,11 @@ class Jobs:
         self._lock = threading.Lock()
 
     def start(self, request: ExportRequest) -> Job:
+        """Run ``request`` in a thread of its own and return its job at once.
+
+        Raises:
+            JobConflict: an export of the same dataset name is running.
+        """
         with self._lock:
             for job in self._jobs.values():
                 if job.request.name == request.name and job.state is JobState.RUNNING:

@@ -18,6 +18,7 @@ _FINGERPRINT_MESSAGE = b"brainstream.export.pseudonym-key-fingerprint"
 
 class Pseudonymiser:
     def __init__(self, key: SecretStr, *, cache_size: int = 65_536) -> None:
+        """Raises ``ValueError`` for an empty key."""
         secret = key.get_secret_value().encode()
         if not secret:
             raise ValueError("the pseudonymisation key is empty")

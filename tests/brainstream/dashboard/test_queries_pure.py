@@ -10,12 +10,12 @@ from brainstream.dashboard.cache import TtlCache
 from brainstream.dashboard.queries import (
     WINDOWS,
     Distinct,
-    UnknownWindow,
     fill,
     top,
     truncate,
     window,
 )
+from streams.errors import UnknownWindow
 
 NOW = datetime(2026, 3, 14, 15, 9, 26, 535_000, tzinfo=UTC)
 
