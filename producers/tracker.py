@@ -210,7 +210,8 @@ class Tracker:
         return self._track_other(event, user_id, properties, occurred_at, props)
 
     track_session_event = track
-    """The seed's ``trackSessionEvent``: ``track`` with the user from :meth:`user`."""
+    """``track`` with the user from :meth:`user` (the name services ported from the original
+    ``trackSessionEvent`` call)."""
 
     def _track_hooked(
         self,

@@ -74,7 +74,8 @@ class TopicSettings(BaseSettings):
     """Unset: the cluster's ``default.replication.factor`` (and its ``min.insync.replicas``):
     ``brainstream dev up`` makes them 1/1 on one broker, 3/2 on three."""
     events_retention_days: int = Field(default=90, ge=1)
-    """How long the log keeps events (the seed's 90 days); ``-1``-style infinity is not offered."""
+    """How long the log keeps events (the source of truth every projection is rebuilt from);
+    ``-1``-style infinity is not offered."""
     events_timestamp_type: Literal["LogAppendTime", "CreateTime"] = "LogAppendTime"
     """The events topic's ``message.timestamp.type``: broker time by default, so the consumers'
     future-skew rule compares ``occurred_at`` with a clock the producer host does not control,

@@ -1,7 +1,9 @@
-"""The aggregate workers: Faust agents fold the event log into fenced Postgres aggregates.
+"""The aggregate worker: a Faust agent folds the sink's accepted stream
+(``brainstream.events.accepted``) into fenced Postgres aggregate tables.
 
-Pure parts (``buckets``, ``fold``, ``records``) know nothing of Kafka or Postgres; ``writer``
-applies one partition's deltas and moves its offset fence in one transaction; ``app`` is the
-faust-streaming application; ``queries``, ``rebuild`` and ``erasure`` serve readers, the
-reference recomputation and GDPR erasure.
+Pure parts (``buckets``, ``fold``) know nothing of Kafka or Postgres; ``writer`` applies one
+partition's deltas and moves its offset fence in one transaction; ``processor`` applies a take
+of accepted records, partitions in parallel; ``app`` is the faust-streaming application and
+``web`` its HTTP views; ``queries``, ``rebuild`` and ``erasure`` serve readers, the reference
+recomputation and GDPR erasure.
 """

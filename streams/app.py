@@ -1,7 +1,7 @@
 """The worker: a faust-streaming application whose agent folds ``brainstream.events.accepted``.
 
 Each record of the accepted stream is one sink batch (thousands of events, :mod:`schemas.accepted`),
-so Faust's per-record cost (160-275 us of CPU, measured) is paid once per batch. The agent takes
+so Faust's per-record cost (hundreds of microseconds of CPU) is paid once per batch. The agent takes
 up to ``take_max`` records at a time and hands them to a :class:`BatchProcessor`, which applies
 each source partition behind its fence in one Postgres transaction (partitions in parallel
 lanes, each partition in order). Faust acks the records of a take, and so commits their offsets,

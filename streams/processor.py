@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """A consumed accepted-stream record, detached from Faust."""
+    """A consumed accepted-stream record: the fields the processor reads, no Faust object (it
+    is handed to worker threads and built by hand in tests)."""
 
     partition: int
     offset: int
