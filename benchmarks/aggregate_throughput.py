@@ -53,7 +53,7 @@ import schemas
 from brainstream.topics import delete_topics, ensure_topics
 from schemas import Event, new_event_id
 from schemas.config import KafkaSettings, TopicSettings
-from streams.rebuild import verify
+from streams.reference import verify
 from tests.fixtures.samples import sample_events
 from tests.sinks.faults import start_sink
 from tests.streams.helpers import WorkerEnv, free_port, make_events, stop

@@ -111,7 +111,7 @@ def test_allowed_imports_pass() -> None:
         "sinks.consumer": "from eventlog.offsets import is_fatal\nfrom schemas import Event\n",
         "sinks.export.run": "from . import rows\nfrom ..writer import prepare\n",
         "sinks.export.__init__": "from .run import run_export\nfrom ..records import Row\n",
-        "brainstream.rebuild": "from streams.writer import upsert\nfrom sinks import replay\n",
+        "brainstream.cli": "from streams.writer import upsert\nfrom sinks import replay\n",
         "eventlog.reader": "import confluent_kafka\nfrom schemas.accepted import AcceptedBatch\n",
     }
     assert violations(allowed) == []

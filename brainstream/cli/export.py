@@ -296,7 +296,7 @@ def _replay_raw(
 def _replay_aggregates(
     reader: LogReader, settings: Settings, config: ExportSettings, progress: Progress
 ) -> None:
-    from brainstream.rebuild import Target, rebuild_aggregates
+    from brainstream.replay_aggregates import Target, rebuild_aggregates
     from brainstream.settings_worker import WorkerSettings
     from sinks.export import load_erased
 

@@ -91,7 +91,7 @@ def _render(doc: dict[str, object]) -> Group:
 @aggregates_app.command("rebuild")
 def aggregates_rebuild() -> None:
     """Recompute every aggregate from analytics_events into the *_rebuilt tables (by SQL)."""
-    from streams.rebuild import rebuild
+    from streams.reference import rebuild
 
     with psycopg.connect(Settings().postgres.conninfo) as conn, conn.transaction():
         rows = rebuild(conn)
@@ -105,7 +105,7 @@ def aggregates_verify(
     rebuild_first: bool = typer.Option(True, help="Rebuild the reference in the same snapshot."),
 ) -> None:
     """Compare the streamed aggregates with the SQL reference; exits 1 on any difference."""
-    from streams.rebuild import verify
+    from streams.reference import verify
 
     with psycopg.connect(Settings().postgres.conninfo) as conn:
         report = verify(conn, fresh=rebuild_first, samples=samples)

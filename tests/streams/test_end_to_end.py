@@ -16,7 +16,7 @@ import pytest
 
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.config import SinkConfig
-from streams.rebuild import verify
+from streams.reference import verify
 from tests.fixtures.services import PgSchema, Services
 from tests.sinks.conftest import count_rows, event_records, produce, running_sink
 from tests.sinks.test_forwarding import _poison, _spooled

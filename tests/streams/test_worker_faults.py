@@ -21,7 +21,7 @@ import pytest
 from brainstream.dev import default_cache_dir
 from brainstream.dev import kafka as dev_kafka
 from schemas.config import TopicSettings
-from streams.rebuild import VerifyReport, verify
+from streams.reference import VerifyReport, verify
 from tests.fixtures.services import PgSchema, Services
 from tests.streams.helpers import (
     WorkerEnv,

@@ -15,7 +15,7 @@ from streams import queries
 from streams.buckets import truncate
 from streams.erasure import erase_user_aggregates
 from streams.fold import fold, to_us
-from streams.rebuild import verify
+from streams.reference import verify
 from streams.writer import apply_batch, prepare, upsert
 from tests.fixtures.samples import sample_event
 from tests.fixtures.services import PgSchema

@@ -12,11 +12,11 @@ import pytest
 from confluent_kafka import Consumer
 from psycopg import sql
 
-from brainstream.rebuild import Target, rebuild_aggregates
+from brainstream.replay_aggregates import Target, rebuild_aggregates
 from eventlog.reader import LogReader, reader_conf
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.export import ExportConfig
-from streams.rebuild import verify
+from streams.reference import verify
 from tests.fixtures.services import PgSchema
 from tests.sinks.export.helpers import T0, events
 from tests.streams.helpers import (
