@@ -1,0 +1,56 @@
+"""The README's layout table and architecture diagram match the tree.
+
+Every top-level directory of the repository (hidden ones aside) has a row in the layout table,
+every path a row names exists, and every package path the diagram draws (``sinks/``,
+``brainstream/replay_aggregates.py``) exists.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+
+
+def layout_paths(readme: str) -> set[str]:
+    """The backticked paths in the first cell of each row of the ``## Layout`` table."""
+    section = readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    paths: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            paths |= set(re.findall(r"`([^`]+)`", line.split("|")[1]))
+    return paths
+
+
+def diagram_paths(readme: str) -> set[str]:
+    """The repository paths drawn in the README's first code block (``pkg/``, ``pkg/mod.py``)."""
+    diagram = readme.split("```", 2)[1]
+    return set(re.findall(r"(?<![\w./])(?:[a-z_]+/)+(?:[a-z_]+\.py)?", diagram))
+
+
+def test_every_top_level_directory_has_a_row_and_every_row_exists() -> None:
+    listed = layout_paths(README)
+    dirs = {f"{p.name}/" for p in REPO.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    dirs -= {"build/", "dist/"} | {d for d in dirs if d.endswith(".egg-info/")}
+    assert dirs <= listed, f"no layout row for {sorted(dirs - listed)}"
+    missing = sorted(p for p in listed if not (REPO / p).exists())
+    assert not missing, f"layout rows name paths that do not exist: {missing}"
+
+
+def test_every_path_of_the_diagram_exists() -> None:
+    drawn = diagram_paths(README)
+    assert {"producers/", "sinks/", "streams/", "eventlog/", "schemas/"} <= drawn
+    missing = sorted(p for p in drawn if not (REPO / p).exists())
+    assert not missing, f"the diagram draws paths that do not exist: {missing}"
+
+
+def test_a_stale_row_or_drawing_is_found() -> None:
+    readme = README.replace("| `eventlog/` |", "| `kafkalog/` |").replace(
+        "streams/reference.py", "streams/rebuild.py"
+    )
+    assert "kafkalog/" in layout_paths(readme)
+    assert not (REPO / "kafkalog").exists()
+    assert "streams/rebuild.py" in diagram_paths(readme)
+    assert not (REPO / "streams/rebuild.py").exists()
