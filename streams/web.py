@@ -1,4 +1,5 @@
-"""Pages on the Faust web server: ``/metrics``, ``/health`` and the aggregate views (JSON)."""
+"""Pages on the Faust web server: ``/metrics``, ``/health`` (:mod:`schemas.http`) and the
+aggregate views (JSON)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from typing import Any
 import faust
 import psycopg
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 
 from eventlog.db import Connection
 from schemas.access import authorized
+from schemas.http import Reply, health_reply, metrics_reply
 from streams import queries
 from streams.errors import UnknownWindow
 from streams.metrics import WorkerMetrics
@@ -40,15 +41,19 @@ def register_pages(
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            body = generate_latest(metrics.registry)
-            return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+            return _response(self, metrics_reply(metrics.registry))
 
     @app.page("/health")
     class Health(View):
         async def get(self, request: Request) -> Response:
             ok = processor.db_ok
-            doc = {"db_ok": ok, "connected": processor.healthy(), "partitions": _assigned(app)}
-            return self.json(doc, status=200 if ok else 503)
+            doc = {
+                "ok": ok,
+                "db_ok": ok,
+                "connected": processor.healthy(),
+                "partitions": _assigned(app),
+            }
+            return _response(self, health_reply(doc))
 
     @app.page("/aggregates/types")
     class Types(View):
@@ -69,6 +74,11 @@ def register_pages(
                     headers={"WWW-Authenticate": 'Bearer realm="brainstream"'},
                 )
             return self.json(await query(lambda conn: queries.user_json(conn, user_id)))
+
+
+def _response(view: View, reply: Reply) -> Response:
+    # In a header: aiohttp refuses a content_type argument with a charset (Prometheus' has one).
+    return view.bytes(reply.body, status=reply.status, headers={"Content-Type": reply.content_type})
 
 
 def _assigned(app: faust.App) -> int:

@@ -75,20 +75,22 @@ def register(app: typer.Typer) -> None:
 
 @contextlib.contextmanager
 def _metrics_server(port: int | None, host: str, console: Console) -> Iterator[None]:
-    """prometheus-client's server of its default registry, where the SDK's collector is."""
+    """``/metrics`` of prometheus-client's default registry, where the SDK's collector is, and
+    ``/health`` (:mod:`schemas.http`)."""
     if port is None:
         yield
         return
-    from prometheus_client import start_http_server
+    from prometheus_client import REGISTRY
 
-    server, thread = start_http_server(port, addr=host)
+    from schemas.http import serve
+
+    server = serve(REGISTRY, lambda: {"ok": True}, port, host, name="sdk-http")
     console.print(f"SDK metrics on http://{host}:{server.server_port}/metrics")
     try:
         yield
     finally:
         server.shutdown()
         server.server_close()
-        thread.join(5)
 
 
 def _run(tracker: Tracker, traffic: DemoTraffic, rate: float, duration: float, con: Console) -> int:

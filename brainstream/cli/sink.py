@@ -45,8 +45,8 @@ def sink_run(
     """Run the sink until SIGTERM/SIGINT (the in-flight batch is finished and committed)."""
     if ctx.invoked_subcommand is not None:
         return
+    from schemas.http import serve
     from sinks.consumer import Sink
-    from sinks.health import serve
 
     settings, config = Settings(), SinkSettings()
     if metrics_port is not None:
@@ -57,7 +57,13 @@ def sink_run(
         signal.signal(sig, lambda *_: stop.set())
     server = None
     if config.metrics_port is not None:
-        server = serve(sink.metrics.registry, sink.health, config.metrics_port, config.metrics_host)
+        server = serve(
+            sink.metrics.registry,
+            sink.health,
+            config.metrics_port,
+            config.metrics_host,
+            name="sink-http",
+        )
     log.info("sink %s consuming %s", config.group_id, settings.topics.events)
     try:
         sink.run(stop)

@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 import psycopg
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -30,6 +29,7 @@ from brainstream.dashboard.cache import TtlCache
 from brainstream.dashboard.metrics import DashboardMetrics
 from brainstream.health import HealthMonitor
 from schemas.access import authorized
+from schemas.http import Reply, health_reply, metrics_reply
 from sinks.queries import Cursor, user_timeline
 from streams.errors import UnknownWindow
 
@@ -55,6 +55,10 @@ class DashboardConfig:
 def json_response(content: Any, status: int = 200) -> Response:
     body = orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
     return Response(body, status, media_type="application/json")
+
+
+def _response(reply: Reply) -> Response:
+    return Response(reply.body, reply.status, media_type=reply.content_type)
 
 
 def _error(status: int, message: str) -> Response:
@@ -165,10 +169,10 @@ def create_app(config: DashboardConfig) -> Starlette:
         return json_response(config.monitor.current().as_dict())
 
     def alive(_request: Request) -> Response:
-        return json_response({"ok": True})
+        return _response(health_reply({"ok": True}))
 
     def scrape(_request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return _response(metrics_reply(metrics.registry))
 
     routes = [
         Route("/", measured("page", page)),
@@ -177,6 +181,7 @@ def create_app(config: DashboardConfig) -> Starlette:
         Route("/api/top", measured("top", top)),
         Route("/api/users/{user_id:str}", measured("user", user)),
         Route("/api/health", measured("health", health)),
+        Route("/health", alive),
         Route("/healthz", alive),
         Route("/metrics", scrape),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

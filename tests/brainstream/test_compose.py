@@ -20,7 +20,7 @@ import schemas.config
 from brainstream.cli import app
 from brainstream.settings_dashboard import DashboardSettings
 from schemas.access import is_loopback, require_token_beyond_loopback
-from sinks.health import serve
+from schemas.http import serve
 from streams.config import WorkerConfig
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"

@@ -14,10 +14,10 @@ import pytest
 from schemas import MAX_EVENT_BYTES, encode
 from schemas.acceptance import ORIGINAL_OCCURRED_AT
 from schemas.config import KafkaSettings, TopicSettings
+from schemas.http import serve
 from sinks.config import SinkConfig
 from sinks.dlq_admin import inspect
 from sinks.erasure import erase_user
-from sinks.health import serve
 from tests.fixtures.samples import sample_event, sample_events
 from tests.fixtures.services import PgSchema
 from tests.sinks.conftest import (

@@ -33,9 +33,9 @@ from brainstream.dashboard import DashboardConfig, create_app
 from brainstream.health import HealthMonitor, Probe
 from schemas import Event, to_record
 from schemas.config import KafkaSettings, TopicSettings
+from schemas.http import serve
 from sinks.config import SinkConfig
 from sinks.consumer import Sink
-from sinks.health import serve
 from sinks.metrics import SinkMetrics
 from tests.fixtures.samples import sample_event
 

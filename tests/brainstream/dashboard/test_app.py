@@ -149,7 +149,8 @@ def test_with_a_token_the_user_lookup_answers_401_without_it_and_200_with_it(
             "/api/users/user-3", headers={"Authorization": "Bearer dashboard-test-token"}
         )
         settings = c.get("/api/settings").json()
-        open_paths = {p: c.get(p).status_code for p in ("/", "/healthz", "/metrics", "/api/top")}
+        paths = ("/", "/health", "/healthz", "/metrics", "/api/top")
+        open_paths = {p: c.get(p).status_code for p in paths}
     for response in refused:
         assert response.status_code == 401
         assert response.headers["www-authenticate"].startswith("Bearer")
@@ -157,4 +158,10 @@ def test_with_a_token_the_user_lookup_answers_401_without_it_and_200_with_it(
     assert allowed.status_code == 200 and allowed.json()["user_id"] == "user-3"
     assert len(allowed.json()["events"]) == 5  # 30 events over 6 users
     assert settings["token_required"] is True
-    assert open_paths == {"/": 200, "/healthz": 200, "/metrics": 200, "/api/top": 200}
+    assert open_paths == {
+        "/": 200,
+        "/health": 200,
+        "/healthz": 200,
+        "/metrics": 200,
+        "/api/top": 200,
+    }
