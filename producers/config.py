@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from eventlog.clients import producer_conf
+from schemas.settings import Rename, Renamed
 
 
 def default_spool_dir() -> Path:
@@ -25,10 +26,16 @@ def default_spool_dir() -> Path:
     return base / "brainstream" / "spool"
 
 
-class TrackerConfig(BaseModel):
-    """How a :class:`~producers.tracker.Tracker` behaves. Every field has a safe default."""
+class TrackerConfig(Renamed):
+    """How a :class:`~producers.tracker.Tracker` behaves. Every field has a safe default;
+    durations in seconds, ``_ms`` for the librdkafka properties of that name."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    renamed: ClassVar[dict[str, Rename]] = {
+        "close_timeout": "close_timeout_seconds",
+        "resend_interval": "resend_interval_seconds",
+        "log_interval": "log_interval_seconds",
+    }
 
     source: str = "app"
     """Service name stamped on every event (lower-case, ``[a-z0-9_.-]``)."""
@@ -44,15 +51,15 @@ class TrackerConfig(BaseModel):
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
     queue_max_messages: int = Field(default=200_000, ge=100)
     """librdkafka's in-memory queue; when full, ``track()`` spools instead of blocking."""
-    close_timeout: float = Field(default=5.0, ge=0)
+    close_timeout_seconds: float = Field(default=5.0, ge=0)
     """Bound of the flush run at interpreter exit."""
     max_attempts: int = Field(default=5, ge=1, le=1_000)
     """Failed deliveries (the broker answered with an error that may pass) before a record is
     dropped as ``retries_exhausted``. Permanent errors drop at once; an unreachable broker
     counts no attempt (its events wait in the spool, bounded by ``spool_max_bytes``)."""
-    resend_interval: float = Field(default=1.0, gt=0)
+    resend_interval_seconds: float = Field(default=1.0, gt=0)
     """How often the poller looks at the spool (and probes the broker while it is down)."""
-    log_interval: float = Field(default=10.0, gt=0)
+    log_interval_seconds: float = Field(default=10.0, gt=0)
     """At most one log line per kind of problem per interval (with a count of the rest)."""
     send: bool = True
     """``False``: a disabled tracker (tests, local runs): events are validated as usual and kept

@@ -57,7 +57,7 @@ def _after_fork_in_child() -> None:
 
 
 def _close_all_at_exit() -> None:
-    """Bounded by each tracker's ``close_timeout``; never hangs the exit."""
+    """Bounded by each tracker's ``close_timeout_seconds``; never hangs the exit."""
     for tracker in list(_live):
         with contextlib.suppress(Exception):  # nothing useful left to do at exit
             tracker.close()

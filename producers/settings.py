@@ -7,12 +7,13 @@ reads the same variables as the CLI: one variable, one meaning.
 
 from __future__ import annotations
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from producers.config import TrackerConfig
+from schemas.settings import EnvSettings
 
 
-class SdkSettings(TrackerConfig, BaseSettings):
+class SdkSettings(TrackerConfig, EnvSettings):
     """Every :class:`~producers.config.TrackerConfig` field, e.g. ``BRAINSTREAM_SDK_SPOOL_DIR``;
     ``BRAINSTREAM_SDK_LIBRDKAFKA`` is JSON."""
 

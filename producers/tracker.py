@@ -90,7 +90,7 @@ class Tracker:
         self._encoder = Encoder(registry, self.source, self.config.schema_versions)
         self._codecs: dict[str, TypeCodec] = {}
         self._users: dict[str, UserContext] = {}
-        ratelog = RateLimitedLog(log, self.config.log_interval, clock)
+        ratelog = RateLimitedLog(log, self.config.log_interval_seconds, clock)
         spool_dir = self.config.spool_dir
         if not self.config.send:  # nothing can fail to send: a private, empty spool
             spool_dir = Path(tempfile.mkdtemp(prefix="brainstream-disabled-"))
@@ -394,7 +394,7 @@ class Tracker:
             self._producer.poll(0.05)
             now = self._clock()
             if now >= next_tick:
-                next_tick = now + self.config.resend_interval
+                next_tick = now + self.config.resend_interval_seconds
                 try:
                     self._tick(now)
                 except Exception:
@@ -425,7 +425,7 @@ class Tracker:
     def _probe(self) -> None:
         try:
             self._producer.list_topics(
-                self.topic, timeout=min(2.0, self.config.resend_interval * 2)
+                self.topic, timeout=min(2.0, self.config.resend_interval_seconds * 2)
             )
         except KafkaException:
             return
@@ -456,7 +456,7 @@ class Tracker:
             if self._closed:
                 return self.stats()
             self._closed = True
-        budget = self.config.close_timeout if timeout is None else timeout
+        budget = self.config.close_timeout_seconds if timeout is None else timeout
         deadline = self._clock() + budget
         self._producer.flush(budget)
         self._stop.set()

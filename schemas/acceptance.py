@@ -35,7 +35,7 @@ from pydantic_settings import SettingsConfigDict
 from schemas.codec import RecordHeaders, decode, header_mismatch
 from schemas.envelope import Event
 from schemas.errors import FieldError, InvalidEvent
-from schemas.settings import EnvSettings, deprecated
+from schemas.settings import EnvSettings, Rename, deprecated
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class AcceptanceSettings(AcceptanceRule, EnvSettings):
     model_config = SettingsConfigDict(
         env_prefix="BRAINSTREAM_", env_file=".env", extra="ignore", frozen=True
     )
-    renamed: ClassVar[dict[str, str]] = {
+    renamed_env: ClassVar[dict[str, Rename]] = {
         "BRAINSTREAM_SINK_FUTURE_SKEW_SECONDS": "future_skew_seconds",
         "BRAINSTREAM_SINK_FUTURE_POLICY": "future_policy",
     }

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import ClassVar
+
+from pydantic import Field
 
 from schemas.acceptance import AcceptanceRule
+from schemas.settings import Rename, Renamed
 
 SINK_NAME = "brainstream-sink"
 
 
-class SinkConfig(BaseModel):
-    """How the raw-event sink consumes, batches, retries and reports."""
+class SinkConfig(Renamed):
+    """How the raw-event sink consumes, batches, retries and reports (durations in seconds;
+    ``_ms`` for the librdkafka properties of that name)."""
+
+    renamed: ClassVar[dict[str, Rename]] = {"switch_interval_s": "switch_interval_seconds"}
 
     group_id: str = "brainstream-sink"
     instance_id: str | None = None
@@ -26,7 +32,7 @@ class SinkConfig(BaseModel):
     A batch allocates several tracked objects per record that die by reference counting; at
     Python's default (700) the collector traverses each batch over and over (~25% of the
     decoding time); the previous thresholds are restored when the sink stops."""
-    switch_interval_s: float | None = Field(default=0.001, gt=0, le=0.1)
+    switch_interval_seconds: float | None = Field(default=0.001, gt=0, le=0.1)
     """While the sink runs, ``sys.setswitchinterval`` (``None``: leave it; Python's default is
     5 ms). The writer thread gives the GIL up at every socket write of its COPY and then waits
     up to one interval to get it back from the decoding thread; 1 ms halves that wait."""
@@ -43,9 +49,12 @@ class SinkConfig(BaseModel):
     """Address the metrics server binds (``0.0.0.0`` for every interface, e.g. in a container)."""
 
 
-class RetentionConfig(BaseModel):
+class RetentionConfig(Renamed):
     """Retention of the raw table: whole day partitions are dropped, future ones pre-created."""
+
+    renamed: ClassVar[dict[str, Rename]] = {"lock_timeout_ms": ("lock_timeout_seconds", 0.001)}
 
     days: int = Field(default=90, ge=1)
     days_ahead: int = Field(default=7, ge=0, le=366)
-    lock_timeout_ms: int = Field(default=5_000, ge=1)
+    lock_timeout_seconds: float = Field(default=5.0, ge=0.001)
+    """Postgres ``lock_timeout`` of each partition drop and of the expired-row delete."""

@@ -141,7 +141,7 @@ class Sink:
             on_lost=self._on_revoke,
         )
         try:
-            with runtime_tuning(self.config.gc_gen0_threshold, self.config.switch_interval_s):
+            with runtime_tuning(self.config.gc_gen0_threshold, self.config.switch_interval_seconds):
                 self._loop(stop)
         except SinkStopped:
             log.warning("stopped with an unwritten batch; it will be redelivered")

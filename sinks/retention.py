@@ -66,8 +66,10 @@ def run_retention(
     return RetentionReport(cutoff, dropped, deleted, created, time.perf_counter() - started)
 
 
-def _set_lock_timeout(conn: psycopg.Connection[tuple[object, ...]], ms: int) -> None:
-    conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{ms}ms",))
+def _set_lock_timeout(conn: psycopg.Connection[tuple[object, ...]], seconds: float) -> None:
+    conn.execute(
+        "SELECT set_config('lock_timeout', %s, true)", (f"{max(1, round(seconds * 1000))}ms",)
+    )
 
 
 def _drop_expired(
@@ -76,7 +78,7 @@ def _drop_expired(
     # Plain DROP: brief ACCESS EXCLUSIVE on the parent, bounded by lock_timeout; the sink's
     # inserts simply wait for it. No advisory lock here, so a slow reader cannot stall the sink.
     with conn.transaction():
-        _set_lock_timeout(conn, config.lock_timeout_ms)
+        _set_lock_timeout(conn, config.lock_timeout_seconds)
         names = [str(r[0]) for r in conn.execute(_PARTITIONS, (EVENTS_TABLE,))]
         victims = expired(names, cutoff)
         if victims:
@@ -94,7 +96,7 @@ def _maintain(
     # Creating a partition moves its rows out of the default partition; the exclusive erasure
     # lock keeps sink batches from adding rows to the default partition meanwhile.
     with conn.transaction():
-        _set_lock_timeout(conn, config.lock_timeout_ms)
+        _set_lock_timeout(conn, config.lock_timeout_seconds)
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (ERASURE_LOCK_KEY,))
         limit = datetime.combine(cutoff, dtime(0), UTC)
         deleted = conn.execute(

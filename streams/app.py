@@ -55,8 +55,8 @@ def create_app(
         conninfo,
         config.projection,
         metrics=metrics,
-        retry_initial_s=config.retry_initial_s,
-        retry_max_s=config.retry_max_s,
+        retry_initial_seconds=config.retry_initial_seconds,
+        retry_max_seconds=config.retry_max_seconds,
         connect=lambda dsn: psycopg.connect(dsn, application_name=config.db_application_name),
         lanes=config.apply_lanes,
     )
@@ -72,7 +72,7 @@ def create_app(
     async def aggregates(stream: faust.StreamT[bytes]) -> None:
         # take_events acks the records of a take (Faust commits them) once the body returned.
         assert isinstance(stream, faust.Stream)
-        async for events in stream.take_events(config.take_max, within=config.take_within_s):
+        async for events in stream.take_events(config.take_max, within=config.take_within_seconds):
             raws = [
                 RawRecord(
                     e.message.partition,
@@ -112,9 +112,9 @@ def _faust_settings(config: WorkerConfig, kafka: KafkaSettings, datadir: Path) -
         "topic_disable_leader": True,
         "topic_allow_declare": False,
         "consumer_auto_offset_reset": config.auto_offset_reset,
-        "broker_session_timeout": config.session_timeout_s,
-        "broker_heartbeat_interval": config.heartbeat_interval_s,
-        "broker_commit_interval": config.commit_interval_s,
+        "broker_session_timeout": config.session_timeout_seconds,
+        "broker_heartbeat_interval": config.heartbeat_interval_seconds,
+        "broker_commit_interval": config.commit_interval_seconds,
         "broker_max_poll_records": config.take_max,
         "consumer_max_fetch_size": config.max_fetch_bytes,
         "stream_buffer_maxsize": max(config.take_max * 2, 64),

@@ -74,15 +74,15 @@ class BatchProcessor:
         projection: str,
         *,
         metrics: WorkerMetrics,
-        retry_initial_s: float = 0.2,
-        retry_max_s: float = 10.0,
+        retry_initial_seconds: float = 0.2,
+        retry_max_seconds: float = 10.0,
         connect: Callable[[str], Connection] = lambda dsn: psycopg.connect(dsn),
         clock: Callable[[], float] = time.time,
         lanes: int = 1,
     ) -> None:
         self._conninfo, self._projection = conninfo, projection
         self.metrics = metrics
-        self._retry = (retry_initial_s, retry_max_s)
+        self._retry = (retry_initial_seconds, retry_max_seconds)
         self._connect, self._clock = connect, clock
         self._conns: list[Connection | None] = [None] * lanes
         self.db_ok = True

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
-from brainstream.settings import Settings
-from brainstream.settings_export import ExportSettings
+from brainstream.settings import ExportSettings, Settings
 
 if TYPE_CHECKING:
     from eventlog.reader import LogReader
@@ -256,7 +255,7 @@ def _replay_raw(
 ) -> None:
     from confluent_kafka import Consumer
 
-    from brainstream.settings_sink import SinkSettings
+    from brainstream.settings import SinkSettings
     from eventlog.reader import LogReader, reader_conf
     from sinks.export import load_erased
     from sinks.export.api import GROUP_ID
@@ -297,7 +296,7 @@ def _replay_aggregates(
     reader: LogReader, settings: Settings, config: ExportSettings, progress: Progress
 ) -> None:
     from brainstream.replay_aggregates import Target, rebuild_aggregates
-    from brainstream.settings_worker import WorkerSettings
+    from brainstream.settings import WorkerSettings
     from sinks.export import load_erased
 
     target = Target(WorkerSettings().projection, settings.topics.events)

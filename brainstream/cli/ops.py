@@ -9,8 +9,7 @@ import typer
 from rich.console import Console
 
 from brainstream.health import HealthReport, Probe, Thresholds
-from brainstream.settings import Settings
-from brainstream.settings_dashboard import DashboardSettings
+from brainstream.settings import DashboardSettings, Settings
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -33,8 +32,7 @@ def probe(settings: Settings, config: DashboardSettings) -> Probe:
 
 def default_groups() -> list[str]:
     """The consumer groups of the raw sink and of the aggregate worker, as configured."""
-    from brainstream.settings_sink import SinkSettings
-    from brainstream.settings_worker import WorkerSettings
+    from brainstream.settings import SinkSettings, WorkerSettings
 
     return [SinkSettings().group_id, WorkerSettings().group_id]
 

@@ -40,8 +40,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Send a realistic mix of every registered event type through the SDK."""
         # Imported here: the rest of the CLI works even where the SDK cannot be imported.
-        from brainstream.settings import Settings
-        from brainstream.settings_sdk import SdkSettings
+        from brainstream.settings import SdkSettings, Settings
         from brainstream.topics import ensure_topics
         from producers import Tracker, TrackingError
         from producers.demo import DemoTraffic
@@ -67,7 +66,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]no demo properties for: {', '.join(traffic.skipped)}")
         with _metrics_server(metrics_port, metrics_host, console):
             sent = _run(tracker, traffic, rate, duration, console)
-            stats = tracker.close(sdk.close_timeout)
+            stats = tracker.close(sdk.close_timeout_seconds)
         console.print(_summary(stats, sent, len(problems)))
         if stats.unexplained:
             raise typer.Exit(1)

@@ -13,8 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from brainstream.settings import Settings
-from brainstream.settings_sink import RetentionSettings, SinkSettings
+from brainstream.settings import RetentionSettings, Settings, SinkSettings, WorkerSettings
 
 console = Console()
 log = logging.getLogger(__name__)
@@ -146,7 +145,7 @@ def dlq_replay(
 def _erased(settings: Settings) -> frozenset[str]:
     """The erased users: the compacted erasures topic and ``erased_users``, as the export and
     the rebuilds read them."""
-    from brainstream.settings_export import ExportSettings
+    from brainstream.settings import ExportSettings
     from sinks.export import load_erased
 
     return load_erased(
@@ -192,7 +191,7 @@ def erase_user(
 
     # The composition root is where sinks and streams meet; streams owns its aggregates.
     erase_user_aggregates = importlib.import_module("streams.erasure").erase_user_aggregates
-    projection = importlib.import_module("brainstream.settings_worker").WorkerSettings().projection
+    projection = WorkerSettings().projection
     settings = Settings()
 
     def aggregates(conn: psycopg.Connection[Any], user: str) -> None:

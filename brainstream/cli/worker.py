@@ -11,8 +11,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from brainstream.settings import Settings
-from brainstream.settings_worker import WorkerSettings
+from brainstream.settings import Settings, WorkerSettings
 
 console = Console()
 aggregates_app = typer.Typer(help="The aggregate tables: rebuild the reference, verify.")

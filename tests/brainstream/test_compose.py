@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings
 import brainstream
 import schemas.config
 from brainstream.cli import app
-from brainstream.settings_dashboard import DashboardSettings
+from brainstream.settings import DashboardSettings
 from schemas.access import is_loopback, require_token_beyond_loopback
 from schemas.http import serve
 from streams.config import WorkerConfig

@@ -45,7 +45,7 @@ def make(bootstrap: str, topic: str, spool: str, **options: Any) -> Tracker:
 
 def exit_with_queue(bootstrap: str, topic: str, spool: str, n: str) -> None:
     """Track and return at once: the atexit flush has to deliver (or spool) everything."""
-    tracker = make(bootstrap, topic, spool, linger_ms=2000, close_timeout=10.0)
+    tracker = make(bootstrap, topic, spool, linger_ms=2000, close_timeout_seconds=10.0)
     REPORT["tracker"] = tracker
     REPORT["ids"] = [
         tracker.track("task_created", f"user-{i % 7}", task_id=f"t-{i}") for i in range(int(n))
@@ -66,7 +66,7 @@ def spool_then_sigkill(bootstrap: str, topic: str, spool: str, n: str) -> None:
 
 def drain(bootstrap: str, topic: str, spool: str, wait: str) -> None:
     """Track nothing; adopt what earlier processes spooled and wait until it is delivered."""
-    tracker = make(bootstrap, topic, spool, resend_interval=0.2)
+    tracker = make(bootstrap, topic, spool, resend_interval_seconds=0.2)
     REPORT["tracker"] = tracker
     deadline = time.monotonic() + float(wait)
     while time.monotonic() < deadline:

@@ -121,7 +121,7 @@ def _fast_clock_run(
         source="fast-clock",
         spool_dir=spool,
         prometheus=False,
-        resend_interval=0.2,
+        resend_interval_seconds=0.2,
         on_error=lambda e: errors.append(f"{type(e).__name__}:{getattr(e, 'reason', '')}"),
     )
     produce = tracker._produce

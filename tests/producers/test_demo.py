@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 import schemas
 from brainstream.cli import app
-from brainstream.settings_sdk import SdkSettings
+from brainstream.settings import SdkSettings
 from producers.demo import DemoTraffic
 from schemas.config import KafkaSettings, TopicSettings
 from tests.producers.topic_reader import read_topic

@@ -66,7 +66,7 @@ def test_outage_loses_nothing_and_duplicates_nothing(
         spool_dir=tmp_path,
         delivery_timeout_ms=5000,
         queue_max_messages=4000,  # small, so the queue-full path is exercised too
-        resend_interval=0.5,
+        resend_interval_seconds=0.5,
         on_error=errors.append,
     )
     ids: list[str | None] = []

@@ -68,7 +68,7 @@ def test_strict_mode_raises_the_validation_error(
 
 def test_every_event_is_accounted_for_when_the_broker_is_unreachable(tmp_path: Path) -> None:
     errors: list[TrackingError] = []
-    with tracker(tmp_path, errors, delivery_timeout_ms=1000, resend_interval=0.2) as tr:
+    with tracker(tmp_path, errors, delivery_timeout_ms=1000, resend_interval_seconds=0.2) as tr:
         ids = [tr.track("search", f"u-{i % 3}", query_length=3, result_count=i) for i in range(500)]
         tr.track(schemas.Logout(user_id="u-9", source="unit", properties={}))
         time.sleep(1.6)

@@ -158,8 +158,7 @@ def test_a_reject_names_its_rule_and_stage() -> None:
 def test_the_setting_is_read_once_for_every_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BRAINSTREAM_FUTURE_POLICY", "reject")
     monkeypatch.setenv("BRAINSTREAM_FUTURE_SKEW_SECONDS", "60")
-    from brainstream.settings_export import ExportSettings
-    from brainstream.settings_sink import SinkSettings
+    from brainstream.settings import ExportSettings, SinkSettings
 
     expected = AcceptanceRule(future_skew_seconds=60, future_policy="reject")
     assert SinkSettings().acceptance == ExportSettings().acceptance == expected
