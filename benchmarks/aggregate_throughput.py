@@ -50,7 +50,7 @@ from _harness import drop_schema, fresh_schema, services, write_result
 from confluent_kafka import Consumer, Producer
 
 import schemas
-from brainstream.topics import delete_topics, ensure_topics
+from brainstream.topic_admin import delete_topics, ensure_topics
 from schemas import Event, new_event_id
 from schemas.config import KafkaSettings, TopicSettings
 from streams.reference import verify

@@ -31,7 +31,7 @@ from _harness import services, write_result
 from confluent_kafka import Consumer, Producer
 
 import schemas
-from brainstream.topics import delete_topics, ensure_topics
+from brainstream.topic_admin import delete_topics, ensure_topics
 from eventlog.reader import LogReader, plan, reader_conf
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.export import ExportConfig, ExportRequest, LogRange, export

@@ -31,7 +31,7 @@ from _harness import services, write_result
 from confluent_kafka import Producer
 
 import schemas
-from brainstream.topics import delete_topics, ensure_topics
+from brainstream.topic_admin import delete_topics, ensure_topics
 from producers import Tracker, TrackerConfig
 from schemas.config import KafkaSettings, TopicSettings
 

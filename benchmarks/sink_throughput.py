@@ -45,7 +45,7 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Message, Producer
 from psycopg import sql
 from psycopg.types.json import set_json_dumps
 
-from brainstream.topics import delete_topics, ensure_topics
+from brainstream.topic_admin import delete_topics, ensure_topics
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.writer import COLUMNS
 from tests.sinks.faults import start_sink
@@ -208,7 +208,7 @@ def copy_limit(conninfo: str, n: int) -> float:
 def db_path(conninfo: str, n: int, batch: int) -> float:
     from sinks.config import SinkConfig
     from sinks.records import split
-    from sinks.writer import prepare, write_batch
+    from sinks.writer import create_staging, write_batch
 
     records = (
         Message(
@@ -223,7 +223,7 @@ def db_path(conninfo: str, n: int, batch: int) -> float:
     )
     elapsed = 0.0
     with psycopg.connect(conninfo) as conn:
-        prepare(conn)
+        create_staging(conn)
         while chunk := [r for _, r in zip(range(batch), records, strict=False)]:
             rows, _rejected = split(chunk, SinkConfig())
             started = time.perf_counter()

@@ -50,7 +50,7 @@ from typing import Any
 from _harness import ROOT, write_result
 
 from brainstream import dev
-from brainstream.topics import delete_topics, ensure_topics
+from brainstream.topic_admin import delete_topics, ensure_topics
 from schemas.config import KafkaSettings, TopicSettings
 
 HERE = Path(__file__).resolve().parent

@@ -32,13 +32,16 @@ from eventlog.ranges import LogRange, PartitionRange
 from eventlog.reader import LogReader, Message, plan
 from schemas.accepted import AcceptedBatch, InvalidBatch, decode_batch
 from schemas.db import ERASURE_LOCK_KEY, STREAM_OFFSETS_TABLE
+from schemas.errors import BrainstreamError
 from sinks.export.progress import NoProgress, Progress
 from streams.erasure import erase_user_aggregates
 from streams.fold import MINUTE_US, fold, to_datetime
 from streams.writer import upsert
 
 
-class RebuildRunning(Exception):
+class RebuildRunning(BrainstreamError):
+    """Another aggregate rebuild holds the schema's rebuild lock."""
+
     def __init__(self, schema: str) -> None:
         super().__init__(f"an aggregate rebuild of schema {schema!r} is already running")
         self.schema = schema

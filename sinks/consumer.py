@@ -44,7 +44,7 @@ from sinks.dlq import DeadLetters, DlqContext
 from sinks.forward import Forwarder, ForwardStopped, accepted_batches
 from sinks.metrics import SinkMetrics
 from sinks.records import Rejection, Row, split
-from sinks.writer import WriteResult, prepare, write_batch
+from sinks.writer import WriteResult, create_staging, write_batch
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +327,7 @@ class Sink:
     def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = psycopg.connect(self._conninfo, connect_timeout=10)
-            prepare(self._conn)
+            create_staging(self._conn)
         return self._conn
 
     def _dead_letter(self, rejections: list[Rejection]) -> None:

@@ -33,7 +33,7 @@ from sinks.erasure import record_erased
 from sinks.export.accepted import Accepted, load_accepted
 from sinks.export.progress import NoProgress, Progress
 from sinks.records import split
-from sinks.writer import WriteResult, prepare, write_batch
+from sinks.writer import WriteResult, create_staging, write_batch
 
 
 @dataclass(slots=True)
@@ -81,7 +81,7 @@ def replay_to_raw(
     try:
         with psycopg.connect(conninfo) as conn:
             record_erased(conn, erased)
-            prepare(conn)
+            create_staging(conn)
             for prange in result.ranges:
                 _replay_partition(reader, prange, conn, config, result, progress, kept)
     finally:

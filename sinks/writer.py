@@ -118,7 +118,7 @@ _STORED_HERE = sql.SQL(
 _CLEAR = sql.SQL("DELETE FROM {stage}").format(stage=sql.Identifier(STAGE_TABLE))
 
 
-def prepare(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+def create_staging(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     """Create this session's staging table (temporary, unlogged by nature, emptied at commit)."""
     with conn.transaction():
         conn.execute(_CREATE_STAGE)

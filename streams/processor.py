@@ -28,7 +28,7 @@ from eventlog.backoff import delays
 from eventlog.db import Connection
 from schemas.accepted import AcceptedBatch, InvalidBatch, decode_batch
 from streams.metrics import WorkerMetrics
-from streams.writer import Applied, PartitionBatch, apply_batch, prepare
+from streams.writer import Applied, PartitionBatch, apply_batch, fold_partition
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class BatchProcessor:
     ) -> list[Applied]:
         results = []
         for (topic, partition), batches in work:
-            prepared = await asyncio.to_thread(prepare, topic, partition, batches)
+            prepared = await asyncio.to_thread(fold_partition, topic, partition, batches)
             result = await self._apply_with_retry(lane, prepared)
             self.metrics.applied(result)
             results.append(result)

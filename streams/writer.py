@@ -100,7 +100,7 @@ RETURNING (SELECT count(*) FILTER (WHERE fresh) FROM ub)
 """
 
 
-def prepare(topic: str, partition: int, batches: Sequence[AcceptedBatch]) -> PartitionBatch:
+def fold_partition(topic: str, partition: int, batches: Sequence[AcceptedBatch]) -> PartitionBatch:
     """Fold ``batches`` ahead of the transaction (all their events, as if none were skipped)."""
     if len(batches) == 1:
         folded = fold(batches[0])

@@ -47,7 +47,7 @@ def dev_up(
     from brainstream import dev
     from brainstream.dev import secure as profile
     from brainstream.migrate import migrate
-    from brainstream.topics import ensure_topics
+    from brainstream.topic_admin import ensure_topics
 
     if brokers not in (None, 1, 3):
         raise typer.BadParameter("1 or 3", param_hint="--brokers")
@@ -128,7 +128,7 @@ def topics_create(
     """Create brainstream's topics on BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS and reconcile the
     existing ones: changed retention/segment settings are altered; more partitions than exist
     are refused (exit 1: it would move users to other partitions). Idempotent."""
-    from brainstream.topics import apply_topics, plan_topics
+    from brainstream.topic_admin import apply_topics, plan_topics
 
     settings = Settings()
     changes = plan_topics(settings.kafka, settings.topics, timeout)

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from brainstream.health import HealthReport, Probe, Thresholds
+from brainstream.probe import HealthReport, Probe, Thresholds
 from brainstream.settings import DashboardSettings, Settings
 
 console = Console(highlight=False, soft_wrap=True)
@@ -46,7 +46,7 @@ def dashboard(
 
     from brainstream.cli.access import guard_listener
     from brainstream.dashboard import DashboardConfig, create_app
-    from brainstream.health import HealthMonitor
+    from brainstream.probe import HealthMonitor
 
     settings, config = Settings(), DashboardSettings()
     listen_host, listen_port = host or config.host, port if port is not None else config.port

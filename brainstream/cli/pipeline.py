@@ -99,7 +99,7 @@ def _prepare() -> Settings:
         os.environ["BRAINSTREAM_POSTGRES_DSN"] = services.postgres_dsn
         settings = Settings(kafka=settings.kafka)
     from brainstream.migrate import migrate
-    from brainstream.topics import ensure_topics
+    from brainstream.topic_admin import ensure_topics
 
     ensure_topics(settings.kafka, settings.topics)
     migrate(settings.postgres.server_dsn, settings.postgres.db_schema)

@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         """Send a realistic mix of every registered event type through the SDK."""
         # Imported here: the rest of the CLI works even where the SDK cannot be imported.
         from brainstream.settings import SdkSettings, Settings
-        from brainstream.topics import ensure_topics
+        from brainstream.topic_admin import ensure_topics
         from producers import Tracker, TrackingError
         from producers.demo import DemoTraffic
         from schemas import REGISTRY

@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from brainstream.dashboard import queries
 from brainstream.dashboard.cache import TtlCache
 from brainstream.dashboard.metrics import DashboardMetrics
-from brainstream.health import HealthMonitor
+from brainstream.probe import HealthMonitor
 from schemas.access import authorized
 from schemas.http import Reply, health_reply, metrics_reply
 from sinks.queries import Cursor, user_timeline

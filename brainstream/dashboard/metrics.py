@@ -19,7 +19,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from brainstream.health import HealthMonitor, HealthReport
+from brainstream.probe import HealthMonitor, HealthReport
 
 
 class HealthCollector(Collector):

@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 
 from brainstream import dev
 from brainstream.dev import kafka, secure
-from brainstream.topics import ensure_topics
+from brainstream.topic_admin import ensure_topics
 from schemas.config import TopicSettings
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from brainstream import dev
 from brainstream.cli import ops
 from brainstream.migrate import migrate
-from brainstream.topics import ensure_topics
+from brainstream.topic_admin import ensure_topics
 from schemas.config import KafkaSettings, TopicSettings
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,7 @@ def private() -> Iterator[dev.DevServices]:
 def _wait_until_groups_work(services: dev.DevServices) -> None:
     """A fresh broker creates __consumer_offsets on first use; until its coordinators have
     loaded, group offsets are unavailable and status rightly says so."""
-    from brainstream.health import Probe
+    from brainstream.probe import Probe
 
     kafka = KafkaSettings(bootstrap_servers=services.kafka_bootstrap)
     probe = Probe(kafka.librdkafka(), TOPICS, services.postgres_dsn, ("warm-up",), timeout=5)

@@ -7,7 +7,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 import schemas
-from brainstream.topics import ensure_topics
+from brainstream.topic_admin import ensure_topics
 from schemas.config import KafkaSettings, TopicSettings
 from tests.fixtures.samples import sample_events
 

@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import producers.encoder
 import producers.tracker
-from brainstream.topics import delete_topics
+from brainstream.topic_admin import delete_topics
 from producers import EventsDropped, Tracker, TrackingError
 from producers.delivery import ATTEMPTS, PERMANENT, UNREACHABLE, Outbox, classify
 from producers.ratelog import RateLimitedLog

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from brainstream import dev
-from brainstream.topics import ensure_topics
+from brainstream.topic_admin import ensure_topics
 from producers import Tracker, TrackingError
 from schemas.config import KafkaSettings, TopicSettings
 from tests.fixtures.services import TEST_DEV_DIR

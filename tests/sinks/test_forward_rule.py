@@ -14,7 +14,7 @@ from confluent_kafka import Message
 from schemas import Event
 from sinks.config import SinkConfig
 from sinks.records import split
-from sinks.writer import WriteResult, prepare, write_batch
+from sinks.writer import WriteResult, create_staging, write_batch
 from tests.fixtures.samples import sample_event
 from tests.fixtures.services import PgSchema
 from tests.sinks.conftest import as_incoming
@@ -27,7 +27,7 @@ Conn = psycopg.Connection[tuple[object, ...]]
 @pytest.fixture
 def conn(pg_schema: PgSchema) -> Iterator[Conn]:
     with psycopg.connect(pg_schema.conninfo) as c:
-        prepare(c)
+        create_staging(c)
         yield c
 
 

@@ -28,7 +28,7 @@ from schemas.config import KafkaSettings, TopicSettings
 from sinks.config import SinkConfig
 from sinks.dlq_admin import inspect
 from sinks.records import split
-from sinks.writer import prepare, write_batch
+from sinks.writer import create_staging, write_batch
 from tests.fixtures.custom import meter_registered
 from tests.fixtures.samples import sample_event
 from tests.fixtures.services import PgSchema, Services
@@ -154,7 +154,7 @@ def test_every_event_track_accepts_is_stored_by_the_sinks_decode_and_persist(
     rows, rejected = split(records, SinkConfig())
     assert not rejected, [r.errors for r in rejected]
     with psycopg.connect(pg_schema.conninfo) as conn:
-        prepare(conn)
+        create_staging(conn)
         result = write_batch(conn, rows)
         assert not result.rejected
         stored = {

@@ -16,7 +16,7 @@ from brainstream.migrate import migrate
 from sinks.config import SinkConfig
 from sinks.queries import TIMELINE_QUERY, counts_by_type, explain, user_timeline
 from sinks.records import split
-from sinks.writer import prepare, write_batch
+from sinks.writer import create_staging, write_batch
 from tests.fixtures.samples import sample_event
 from tests.fixtures.services import PgSchema
 from tests.sinks.conftest import as_incoming
@@ -38,7 +38,7 @@ def filled(services: object, request: pytest.FixtureRequest) -> Iterator[tuple[s
     ]
     rows, _ = split([as_incoming(e) for e in events], SinkConfig())
     with psycopg.connect(pg.conninfo) as conn:
-        prepare(conn)
+        create_staging(conn)
         write_batch(conn, rows)
         conn.execute("ANALYZE analytics_events")
         conn.commit()

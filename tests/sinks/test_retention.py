@@ -12,7 +12,7 @@ from schemas.config import KafkaSettings, TopicSettings
 from sinks.config import RetentionConfig, SinkConfig
 from sinks.records import split
 from sinks.retention import partition_day, run_retention
-from sinks.writer import prepare, write_batch
+from sinks.writer import create_staging, write_batch
 from tests.fixtures.samples import sample_event
 from tests.fixtures.services import PgSchema
 from tests.sinks.conftest import (
@@ -39,7 +39,7 @@ def _fill(conn: psycopg.Connection[tuple[object, ...]], days: list[date], per_da
         for i in range(per_day)
     ]
     rows, _ = split([as_incoming(e) for e in events], SinkConfig())
-    prepare(conn)
+    create_staging(conn)
     write_batch(conn, rows)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from sinks.config import SinkConfig
 from sinks.records import Row, split
-from sinks.writer import prepare, write_batch
+from sinks.writer import create_staging, write_batch
 from tests.fixtures.samples import sample_event
 from tests.fixtures.services import PgSchema
 from tests.sinks.conftest import as_incoming
@@ -41,7 +41,7 @@ def _login_rows(providers: list[str]) -> list[Row]:
 @pytest.fixture
 def conn(pg_schema: PgSchema) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     with psycopg.connect(pg_schema.conninfo) as c:
-        prepare(c)
+        create_staging(c)
         yield c
 
 
@@ -125,7 +125,7 @@ def test_the_sink_role_can_insert_and_read_but_not_delete_or_ddl(pg_schema: PgSc
 
 
 def _check_sink_role(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    prepare(conn)
+    create_staging(conn)
     assert write_batch(conn, _rows(2)).inserted == 2
     for statement in (
         "DELETE FROM analytics_events",

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from brainstream.cli import app
-from streams.writer import apply_batch, prepare
+from streams.writer import apply_batch, fold_partition
 from tests.fixtures.services import PgSchema, Services
 from tests.streams.helpers import accepted_batches, copy_raw, make_events, place
 
@@ -29,7 +29,7 @@ def test_rebuild_verify_and_top(env: PgSchema) -> None:
     batches = accepted_batches(placed, "t", 100)
     runner = CliRunner()
     with psycopg.connect(env.conninfo) as conn:
-        apply_batch(conn, "aggregates", prepare("t", 0, batches[:3]))
+        apply_batch(conn, "aggregates", fold_partition("t", 0, batches[:3]))
 
     rebuilt = runner.invoke(app, ["aggregates", "rebuild"])
     assert rebuilt.exit_code == 0, rebuilt.output
@@ -38,7 +38,7 @@ def test_rebuild_verify_and_top(env: PgSchema) -> None:
     assert behind.exit_code == 1 and "DIFFERENCES" in behind.output
 
     with psycopg.connect(env.conninfo) as conn:
-        apply_batch(conn, "aggregates", prepare("t", 0, batches))
+        apply_batch(conn, "aggregates", fold_partition("t", 0, batches))
     ok = runner.invoke(app, ["aggregates", "verify"])
     assert ok.exit_code == 0 and "zero differences" in ok.output
 

@@ -12,7 +12,7 @@ from schemas.accepted import AcceptedBatch, encode_batch
 from streams.buckets import buckets_of, truncate
 from streams.fold import Deltas, fold, to_datetime, to_us
 from streams.processor import RawRecord, group
-from streams.writer import prepare
+from streams.writer import fold_partition
 
 T0 = datetime(2026, 3, 1, 12, 34, 56, 789, tzinfo=UTC)
 
@@ -118,7 +118,7 @@ def test_a_prepared_run_of_batches_folds_as_one(events: list[Event], cut: int) -
     """Two consecutive accepted records of a partition, applied in one transaction, fold the same
     as one record holding both."""
     first, second = batch(events[:cut]), batch(events[cut:], start=max(cut, 1) + 10)
-    prepared = prepare("t", 0, [first, second])
+    prepared = fold_partition("t", 0, [first, second])
     assert prepared.folded is not None
     assert _flat(prepared.folded) == _reference(events)
 

@@ -16,7 +16,7 @@ from streams.buckets import truncate
 from streams.erasure import erase_user_aggregates
 from streams.fold import fold, to_us
 from streams.reference import verify
-from streams.writer import apply_batch, prepare, upsert
+from streams.writer import apply_batch, fold_partition, upsert
 from tests.fixtures.samples import sample_event
 from tests.fixtures.services import PgSchema
 from tests.streams.helpers import Placed, accepted_batches, copy_raw, make_events, place
@@ -36,7 +36,7 @@ def store(
     """The sink's and the worker's work for ``(type, user, occurred_at)`` events."""
     placed = one_partition([sample_event(t, user_id=u, occurred_at=at) for t, u, at in recs])
     copy_raw(pg.conninfo, placed)
-    apply_batch(conn, "aggregates", prepare("t", 0, run(placed)))
+    apply_batch(conn, "aggregates", fold_partition("t", 0, run(placed)))
 
 
 def run(placed: list[Placed], per_batch: int = 500) -> list[AcceptedBatch]:
@@ -48,9 +48,9 @@ def test_fence_applies_each_offset_once_and_distinct_users_are_exact(pg_schema: 
     copy_raw(pg_schema.conninfo, placed)
     batches = run(placed, 1000)  # offsets 0-999, 1000-1999, 2000-2999
     with psycopg.connect(pg_schema.conninfo) as conn:
-        first = apply_batch(conn, "aggregates", prepare("t", 0, batches[:2]))
-        again = apply_batch(conn, "aggregates", prepare("t", 0, batches[1:]))
-        replay = apply_batch(conn, "aggregates", prepare("t", 0, batches))
+        first = apply_batch(conn, "aggregates", fold_partition("t", 0, batches[:2]))
+        again = apply_batch(conn, "aggregates", fold_partition("t", 0, batches[1:]))
+        replay = apply_batch(conn, "aggregates", fold_partition("t", 0, batches))
         assert (first.counted, first.next_offset) == (2000, 2000)
         assert (again.counted, again.below_fence, again.next_offset) == (1000, 1000, 3000)
         assert (replay.counted, replay.below_fence) == (0, 3000)
@@ -66,14 +66,16 @@ def test_a_range_forwarded_twice_counts_once(pg_schema: PgSchema) -> None:
     copy_raw(pg_schema.conninfo, placed)
     a, b = run(placed, 60)
     with psycopg.connect(pg_schema.conninfo) as conn:
-        done = apply_batch(conn, "aggregates", prepare("t", 0, [a, a, b, b]))
+        done = apply_batch(conn, "aggregates", fold_partition("t", 0, [a, a, b, b]))
         assert (done.counted, done.below_fence, done.next_offset) == (100, 100, 100)
         assert verify(conn).ok
 
 
 def test_a_range_that_accepted_nothing_moves_the_fence(pg_schema: PgSchema) -> None:
     with psycopg.connect(pg_schema.conninfo) as conn:
-        done = apply_batch(conn, "aggregates", prepare("t", 2, [AcceptedBatch("t", 2, 7, 8)]))
+        done = apply_batch(
+            conn, "aggregates", fold_partition("t", 2, [AcceptedBatch("t", 2, 7, 8)])
+        )
         assert (done.counted, done.next_offset) == (0, 9)
         row = conn.execute("SELECT next_offset FROM stream_offsets WHERE kafka_partition = 2")
         assert row.fetchone() == (9,)
@@ -88,13 +90,13 @@ def test_erasure_subtracts_a_user_and_later_events_are_dropped(pg_schema: PgSche
     copy_raw(pg_schema.conninfo, placed)
     batches = run(placed, 500)
     with psycopg.connect(pg_schema.conninfo) as conn:
-        apply_batch(conn, "aggregates", prepare("t", 0, batches[:3]))
+        apply_batch(conn, "aggregates", fold_partition("t", 0, batches[:3]))
         with conn.transaction():  # what `brainstream erase-user` does around our function
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (ERASURE_LOCK_KEY,))
             conn.execute("INSERT INTO erased_users (user_id) VALUES (%s)", (victim,))
             erase_user_aggregates(conn, victim, topic="t")
             conn.execute("DELETE FROM analytics_events WHERE user_id = %s", (victim,))
-        late = apply_batch(conn, "aggregates", prepare("t", 0, batches))
+        late = apply_batch(conn, "aggregates", fold_partition("t", 0, batches))
         assert late.erased == sum(1 for x in placed[1500:] if x.event.user_id == victim) > 0
         report = verify(conn)
         left = conn.execute(
@@ -121,7 +123,7 @@ def test_verify_reports_each_kind_of_difference(pg_schema: PgSchema) -> None:
     placed = one_partition(make_events(500, 10, end=NOW, seed=3))
     copy_raw(pg_schema.conninfo, placed)
     with psycopg.connect(pg_schema.conninfo) as conn:
-        apply_batch(conn, "aggregates", prepare("t", 0, run(placed)))
+        apply_batch(conn, "aggregates", fold_partition("t", 0, run(placed)))
         conn.execute(
             "UPDATE agg_type_buckets SET distinct_users = distinct_users + 1 WHERE ctid ="
             " (SELECT min(ctid) FROM agg_type_buckets WHERE granularity = 'hour')"

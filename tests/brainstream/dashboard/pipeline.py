@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from brainstream.dashboard import DashboardConfig, create_app
-from brainstream.health import HealthMonitor, Probe
+from brainstream.probe import HealthMonitor, Probe
 from schemas import Event, to_record
 from schemas.config import KafkaSettings, TopicSettings
 from schemas.http import serve

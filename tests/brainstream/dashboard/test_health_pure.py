@@ -10,7 +10,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from brainstream.dashboard.metrics import families
-from brainstream.health import (
+from brainstream.probe import (
     DatabaseFacts,
     Fence,
     HealthMonitor,

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from brainstream.dashboard import DashboardConfig, create_app
-from brainstream.health import HealthMonitor, Probe
+from brainstream.probe import HealthMonitor, Probe
 from schemas.config import TopicSettings
 from tests.brainstream.dashboard.pipeline import serving
 

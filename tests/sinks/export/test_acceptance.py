@@ -18,7 +18,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from brainstream.topics import delete_topics, ensure_topics
+from brainstream.topic_admin import delete_topics, ensure_topics
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.export import ExportConfig, ExportRequest, LogRange, export, load
 from sinks.export.dataset import PARTIAL_SUFFIX
