@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import TypeAdapter
-
 from eventlog.ranges import PartitionRange
 from schemas import REGISTRY
 from sinks.export.config import ExportConfig, ExportRequest, Filters
@@ -21,6 +19,7 @@ from sinks.export.manifest import (
 from sinks.export.privacy import Pseudonymiser
 from sinks.export.selection import Outcome
 from sinks.export.tally import Tally
+from sinks.export.typed import latest_properties_schema
 
 
 def build_manifest(
@@ -77,16 +76,13 @@ def build_manifest(
 
 def _shapes(types: dict[str, int]) -> dict[str, TypeShape]:
     """The latest version and its properties' JSON Schema, per exported type."""
-    shapes = {}
-    for name in types:
-        cls = REGISTRY.get(name)
-        props = cls.model_fields["properties"].annotation
-        assert props is not None
-        shapes[name] = TypeShape(
+    return {
+        name: TypeShape(
             schema_version=REGISTRY.latest(name),
-            properties_schema=TypeAdapter(props).json_schema(mode="validation"),
+            properties_schema=latest_properties_schema(name),
         )
-    return shapes
+        for name in types
+    }
 
 
 def _filters(filters: Filters, pseudonymiser: Pseudonymiser | None) -> FiltersManifest:

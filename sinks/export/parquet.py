@@ -56,22 +56,32 @@ class ParquetWriter:
         row_group_rows: int,
         compression: ParquetCompression = "zstd",
         compression_level: int = 3,
+        schema: pa.Schema = SCHEMA,
     ) -> None:
         self.path = path
+        self.rows = 0
+        """Rows written so far."""
+        self._schema = schema
         self._row_group_rows = row_group_rows
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
         self._writer = pq.ParquetWriter(
-            str(path), SCHEMA, **_options(compression, compression_level)
+            str(path), schema, **_options(compression, compression_level)
         )
 
     def write(self, shaped: Shaped) -> None:
-        if shaped.arrow is None or not shaped.rows:
+        if shaped.arrow is not None:
+            self.write_batch(shaped.arrow)
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        """Buffer ``batch`` (of this file's schema); write every full row group."""
+        if not batch.num_rows:
             return
-        self._buffer.append(shaped.arrow)
-        self._buffered += shaped.rows
+        self._buffer.append(batch)
+        self._buffered += batch.num_rows
+        self.rows += batch.num_rows
         if self._buffered >= self._row_group_rows:
-            table = pa.Table.from_batches(self._buffer, SCHEMA)
+            table = pa.Table.from_batches(self._buffer, self._schema)
             whole = (self._buffered // self._row_group_rows) * self._row_group_rows
             self._writer.write_table(table.slice(0, whole), row_group_size=self._row_group_rows)
             rest = table.slice(whole)
@@ -80,7 +90,7 @@ class ParquetWriter:
 
     def close(self) -> None:
         if self._buffered:
-            table = pa.Table.from_batches(self._buffer, SCHEMA)
+            table = pa.Table.from_batches(self._buffer, self._schema)
             self._writer.write_table(table, row_group_size=self._row_group_rows)
         self._buffer, self._buffered = [], 0
         self._writer.close()

@@ -27,6 +27,7 @@ from sinks.export.privacy import Pseudonymiser
 from sinks.export.progress import NoProgress, Progress
 from sinks.export.shaping import ShapeSpec, Task
 from sinks.export.tally import Tally
+from sinks.export.typed import TypedWriters
 from sinks.export.writers import DataWriter
 
 Clock = Callable[[], datetime]
@@ -37,7 +38,7 @@ AUTO_WORKERS = min(os.cpu_count() or 1, 4)
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    writer: DataWriter
+    writer: DataWriter | TypedWriters
     format: Format
     compression: str
 
@@ -65,15 +66,15 @@ def run_export(
     outputs: list[Written] = []
     progress = progress or NoProgress()
     try:
-        outputs = _open_writers(request, config, dataset)
-        progress.start(total)
         spec = _spec(request, erased, pseudonymiser, config.acceptance)
+        outputs = _open_writers(request, config, dataset, typed=spec.typed)
+        progress.start(total)
         tally = _copy(
             reader, ranges, spec, outputs, progress, workers=_workers(config, total), kept=kept
         )
         for output in outputs:
             output.writer.close()
-        files = [_describe(o, tally) for o in outputs]
+        files = [f for o in outputs for f in _describe(o, tally)]
         manifest = build_manifest(
             request, reader.topic, ranges, tally, files, content_hash(files),
             config=config, pseudonymiser=pseudonymiser, created_at=clock(), version=_version(),
@@ -164,8 +165,10 @@ def _workers(config: ExportConfig, total: int) -> int:
 
 
 def _open_writers(
-    request: ExportRequest, config: ExportConfig, dataset: DatasetDir
+    request: ExportRequest, config: ExportConfig, dataset: DatasetDir, *, typed: bool
 ) -> list[Written]:
+    """The writers of ``request``'s formats; with ``typed``, Parquet adds one typed file a type
+    (:mod:`sinks.export.typed`)."""
     outputs: list[Written] = []
     for fmt in request.formats:
         if fmt == "parquet":
@@ -176,6 +179,14 @@ def _open_writers(
                 compression_level=config.parquet_compression_level,
             )
             outputs.append(Written(writer, fmt, config.parquet_compression))
+            if typed:
+                by_type = TypedWriters(
+                    dataset.path,
+                    row_group_rows=config.row_group_rows,
+                    compression=config.parquet_compression,
+                    compression_level=config.parquet_compression_level,
+                )
+                outputs.append(Written(by_type, fmt, config.parquet_compression))
         else:
             compression = request.jsonl_compression
             path = dataset.path(f"events{SUFFIX[compression]}")
@@ -184,16 +195,23 @@ def _open_writers(
     return outputs
 
 
-def _describe(output: Written, tally: Tally) -> FileManifest:
-    path = output.writer.path
-    return FileManifest(
-        name=path.name,
-        format=output.format,
-        compression=output.compression,
-        rows=tally.exported,
-        bytes=path.stat().st_size,
-        sha256=file_sha256(path),
-    )
+def _describe(output: Written, tally: Tally) -> list[FileManifest]:
+    writer = output.writer
+    if isinstance(writer, TypedWriters):
+        files = [(w.path, w.rows) for _, w in sorted(writer.writers.items())]
+    else:
+        files = [(writer.path, tally.exported)]
+    return [
+        FileManifest(
+            name=path.name,
+            format=output.format,
+            compression=output.compression,
+            rows=rows,
+            bytes=path.stat().st_size,
+            sha256=file_sha256(path),
+        )
+        for path, rows in files
+    ]
 
 
 def _pseudonymiser(request: ExportRequest, config: ExportConfig) -> Pseudonymiser | None:

@@ -22,6 +22,7 @@ from sinks.export.parquet import to_record_batch
 from sinks.export.privacy import Pseudonymiser
 from sinks.export.rows import COLUMNS, Columns, iso_utc
 from sinks.export.selection import Outcome, Selection
+from sinks.export.typed import TypedRows
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,12 @@ class ShapeSpec:
     """Properties in their type's latest version (``False``: as written)."""
     rule: AcceptanceRule = field(default_factory=AcceptanceRule)
     """The acceptance rule every record is judged by (the raw sink's)."""
+
+    @property
+    def typed(self) -> bool:
+        """Whether batches carry one typed record batch per type (:mod:`sinks.export.typed`):
+        with Parquet, in the latest shape."""
+        return self.upcast and "parquet" in self.formats
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,8 @@ class Shaped:
     counts: Counts
     arrow: pa.RecordBatch | None = None
     jsonl: bytes | None = None
+    typed: dict[str, pa.RecordBatch] | None = None
+    """Type -> its rows in the typed file's schema (:mod:`sinks.export.typed`)."""
 
 
 class Shaper:
@@ -84,6 +93,8 @@ class Shaper:
         counts = Counts(read=len(task.values))
         columns: Columns = {name: [] for name in COLUMNS}
         mask, stamps, headers, rule = task.accepted, task.timestamps, task.headers, self._spec.rule
+        typed = TypedRows() if self._spec.typed else None
+        mask = task.accepted
         for i, (offset, value) in enumerate(zip(task.offsets, task.values, strict=True)):
             if mask is not None and not mask[i]:
                 counts.outcomes[Outcome.NOT_ACCEPTED] += 1
@@ -110,7 +121,8 @@ class Shaper:
                 continue
             counts.versions[(event.type, event.schema_version)] += 1
             user = self._pseudonym(event.user_id) if self._pseudonym else event.user_id
-            columns["event_id"].append(str(event.event_id))
+            event_id = str(event.event_id)
+            columns["event_id"].append(event_id)
             columns["type"].append(event.type)
             columns["user_id"].append(user)
             columns["occurred_at"].append(verdict.occurred_at)
@@ -119,7 +131,13 @@ class Shaper:
             columns["properties"].append(properties)
             columns["kafka_partition"].append(task.partition)
             columns["kafka_offset"].append(offset)
-        return self._shaped(task, counts, columns)
+            if typed is not None:
+                envelope = (event_id, user, event.occurred_at, event.source)
+                typed.add(event.type, version, envelope, properties, task.partition, offset)
+        shaped = self._shaped(task, counts, columns)
+        if typed is not None:
+            shaped.typed = typed.batches()
+        return shaped
 
     def _properties(self, verdict: Accept) -> tuple[str, int]:
         """``(properties JSON, its schema_version)``: upcast to the latest version unless the

@@ -30,6 +30,7 @@ from schemas.config import KafkaSettings, TopicSettings
 from sinks.config import SinkConfig
 from sinks.dlq_admin import inspect
 from sinks.export import ExportConfig, ExportRequest, LogRange, export
+from sinks.export.typed import file_name
 from sinks.replay import replay_to_raw
 from tests.fixtures.samples import OLDER_PROPERTIES, samples_of
 from tests.fixtures.services import PgSchema, Services
@@ -217,6 +218,7 @@ def test_a_mixed_version_topic_replays_from_zero_and_exports_in_the_latest_shape
     assert schemas.REGISTRY.latest("page_view") == 1  # the deploy was this test's only
 
     assert manifest.exported == as_written.exported == total
+    page_views = V1_EVENTS + PINNED_V1 + V2_EVENTS
     # the unknown version was dead-lettered, so the sink's accepted stream leaves it out
     assert manifest.excluded.not_accepted == 1 and manifest.excluded.not_upcast == 0
     read = {
@@ -249,6 +251,15 @@ def test_a_mixed_version_topic_replays_from_zero_and_exports_in_the_latest_shape
         else:
             assert row["schema_version"] == 3
             assert {"method", "resource"} <= set(props) and "duration_ms" not in props
+    # the typed file of page_view: one schema, v2's, with surface filled in for v1 events
+    typed = pq.read_table(export_config.output_dir / "latest" / file_name("page_view"))
+    assert typed.schema.field("properties").type.get_field_index("surface") >= 0
+    surfaces = {r["event_id"]: r["properties"]["surface"] for r in typed.to_pylist()}
+    assert len(surfaces) == page_views
+    assert all(surfaces[i] == "web" for i in (*v1_ids, *pinned_ids))
+    assert all(surfaces[i] == s for i, s in v2_surface.items())
+    written_files = {f.name for f in as_written.files}
+    assert written_files == {"events.parquet", "events.jsonl"}  # versions differ: no typed file
     written = pq.read_table(export_config.output_dir / "written" / "events.parquet").to_pylist()
     assert sorted(
         (r["event_id"], r["schema_version"], json.loads(r["properties"])) for r in written
@@ -275,7 +286,6 @@ def test_a_mixed_version_topic_replays_from_zero_and_exports_in_the_latest_shape
             ).fetchall()
         )
     assert counted == (total,)
-    page_views = V1_EVENTS + PINNED_V1 + V2_EVENTS
     assert by_type == {"page_view": page_views, "github_api_call": len(github)}
     assert "zero differences" in _cli(env, "aggregates", "verify")
 

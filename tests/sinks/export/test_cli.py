@@ -56,7 +56,8 @@ def test_export_run_and_replay_raw_from_the_command_line(
     assert done.exit_code == 0, done.output
     manifest = load(tmp_path / "cli")
     assert manifest.exported == 90 and manifest.pseudonymised
-    assert {f.name for f in manifest.files} == {"events.parquet", "events.jsonl.gz"}
+    names = {f.name for f in manifest.files}
+    assert names == {"events.parquet", "events.jsonl.gz", "login.typed.parquet"}
 
     again = runner.invoke(cli, ["export", "run", "cli", "--no-progress"], env=env)
     assert again.exit_code == 1 and "already exists" in again.output

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import pyarrow.parquet as pq
 import pytest
 import zstandard
 from confluent_kafka import TopicPartition
@@ -34,6 +36,7 @@ from sinks.export import (
     load,
 )
 from sinks.export.dataset import PARTIAL_SUFFIX
+from sinks.export.typed import file_name
 from sinks.replay import replay_to_raw
 from tests.fixtures.services import PgSchema
 from tests.sinks.export.helpers import (
@@ -84,11 +87,11 @@ def test_export_equals_what_was_produced_in_both_formats(
 
     dataset = tmp_path / "all"
     assert load(dataset) == manifest
-    assert sorted(p.name for p in dataset.iterdir()) == [
-        "events.jsonl.zst",
-        "events.parquet",
-        "manifest.json",
-    ]
+    by_type = Counter(e.type for e in produced)
+    typed = sorted(file_name(t) for t in by_type)
+    assert sorted(p.name for p in dataset.iterdir()) == sorted(
+        ["events.jsonl.zst", "events.parquet", "manifest.json", *typed]
+    )
     from_parquet = parquet_rows(dataset / "events.parquet")
     with zstandard.open(dataset / "events.jsonl.zst", "rt") as handle:
         (dataset / "plain.jsonl").write_text(handle.read())
@@ -99,6 +102,13 @@ def test_export_equals_what_was_produced_in_both_formats(
         positions = [(r["kafka_partition"], r["kafka_offset"]) for r in rows]
         assert positions == sorted(positions)
     _assert_per_user_order(from_parquet, produced)
+    for event_type in by_type:  # each typed file: that type's rows, properties as a struct
+        typed_rows = pq.read_table(dataset / file_name(event_type)).to_pylist()
+        untyped = [r for r in from_parquet if r["type"] == event_type]
+        assert [r["event_id"] for r in typed_rows] == [r["event_id"] for r in untyped]
+        for row, plain in zip(typed_rows, untyped, strict=True):
+            props = {k: v for k, v in row["properties"].items() if v is not None}
+            assert props == json.loads(str(plain["properties"]))
 
     assert manifest.records_read == manifest.exported == 3_000
     assert manifest.counts_by_type == dict(sorted(Counter(e.type for e in produced).items()))
@@ -110,6 +120,7 @@ def test_export_equals_what_was_produced_in_both_formats(
     assert {f.name: f.rows for f in manifest.files} == {
         "events.parquet": 3_000,
         "events.jsonl.zst": 3_000,
+        **{file_name(t): n for t, n in by_type.items()},
     }
 
 
@@ -132,7 +143,9 @@ def test_same_inputs_give_byte_identical_files_and_hash(
     second = run(kafka_settings, topics, pg_schema, tmp_path, "b", **options)
 
     assert first.content_hash == second.content_hash
-    for name in ("events.parquet", "events.jsonl.gz"):
+    names = [f.name for f in first.files]
+    assert len(names) > 2 and names == [f.name for f in second.files]
+    for name in names:  # events.parquet, events.jsonl.gz and every typed file
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     with gzip.open(tmp_path / "a" / "events.jsonl.gz", "rt") as handle:
         assert len(handle.read().splitlines()) == 2_500

@@ -1,0 +1,221 @@
+"""Typed Parquet: one file per event type, ``<type>.typed.parquet``, whose ``properties`` is a
+struct column of that type's latest shape.
+
+``events.parquet`` has one schema for every type (properties as JSON text), so it holds any
+type, including ones registered after the dataset was made. A typed file is what a reader of
+one type wants: ``properties.path`` is a string column and ``properties.duration_ms`` an int64,
+with no JSON to parse. Its schema is derived from the latest version's JSON Schema, the same
+one the manifest publishes as ``types[<type>].properties_schema``.
+
+Typed files are written with the ``parquet`` format when the export is in the latest shape. An
+as-written export has none, because the versions of a type have different shapes.
+
+JSON Schema to Arrow: ``integer`` -> int64, ``number`` -> float64, ``boolean`` -> bool,
+``string`` -> string (``date-time`` -> timestamp[us, UTC], ``date`` -> date32), an ``array``
+of X -> list<X>, an ``object`` with ``properties`` -> struct, ``anyOf`` [X, null] -> X
+(nullable). Anything else (a union of types, or a free-form object) -> string holding JSON,
+marked with the field metadata ``content: json``. Every property field is nullable, since
+an optional field may be unset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pyarrow as pa
+from pydantic import TypeAdapter
+
+from schemas import REGISTRY
+from sinks.export.parquet import ParquetWriter
+
+if TYPE_CHECKING:
+    from sinks.export.shaping import Shaped
+
+SUFFIX = ".typed.parquet"
+
+Convert = Callable[[Any], Any]
+"""A JSON value (as ``orjson.loads`` gives it) to the Python value its Arrow type takes."""
+
+_JSON_META = {b"content": b"json"}
+
+
+def file_name(event_type: str) -> str:
+    """``<type>.typed.parquet``."""
+    return f"{event_type}{SUFFIX}"
+
+
+def latest_properties_schema(event_type: str) -> dict[str, Any]:
+    """The JSON Schema of ``properties`` at ``event_type``'s latest version.
+
+    Raises:
+        UnknownEventType: no version of ``event_type`` is registered.
+    """
+    props = REGISTRY.get(event_type).model_fields["properties"].annotation
+    assert props is not None
+    schema: dict[str, Any] = TypeAdapter(props).json_schema(mode="validation")
+    return schema
+
+
+@dataclass(frozen=True, slots=True)
+class TypedShape:
+    """The Arrow schema of a type's typed file and how to fill its ``properties`` column."""
+
+    schema: pa.Schema
+    convert: Convert | None
+    """Applied to each row's properties (a dict); ``None`` when they go in as they are."""
+
+
+@cache
+def typed_shape(event_type: str, version: int) -> TypedShape:
+    """The typed file's shape for ``event_type`` at its latest ``version`` (cached per process;
+    the version is part of the key, so a newly registered version gets a new shape)."""
+    schema = latest_properties_schema(event_type)
+    struct, convert, _meta = _arrow(schema, schema.get("$defs", {}))
+    if not pa.types.is_struct(struct):  # a properties model is always an object
+        raise TypeError(f"properties of {event_type} v{version} are not an object")
+    fields = [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("occurred_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("schema_version", pa.int16(), nullable=False),
+        pa.field("properties", struct, nullable=False),
+        pa.field("kafka_partition", pa.int32(), nullable=False),
+        pa.field("kafka_offset", pa.int64(), nullable=False),
+    ]
+    meta = {"brainstream.event_type": event_type, "brainstream.schema_version": str(version)}
+    return TypedShape(pa.schema(fields, metadata=meta), convert)
+
+
+class TypedRows:
+    """The exported rows of one batch, grouped by type, turned into one record batch a type."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
+
+    def add(
+        self,
+        event_type: str,
+        version: int,
+        envelope: tuple[str, str, datetime, str],
+        properties: str,
+        partition: int,
+        offset: int,
+    ) -> None:
+        """One exported row: ``envelope`` = (event_id, user_id, occurred_at, source);
+        ``properties`` the JSON text in the type's latest shape ``version``."""
+        rows = self._rows.setdefault((event_type, version), [])
+        rows.append((*envelope, version, properties, partition, offset))
+
+    def batches(self) -> dict[str, pa.RecordBatch]:
+        out = {}
+        for (event_type, version), rows in self._rows.items():
+            shape = typed_shape(event_type, version)
+            columns = list(zip(*rows, strict=True))
+            props = [orjson.loads(p) for p in columns[5]]
+            if shape.convert is not None:
+                props = [shape.convert(p) for p in props]
+            columns[5] = tuple(props)
+            arrays = [pa.array(c, f.type) for c, f in zip(columns, shape.schema, strict=True)]
+            out[event_type] = pa.RecordBatch.from_arrays(arrays, schema=shape.schema)
+        return out
+
+
+Mapped = tuple[pa.DataType, Convert | None, bool]
+"""An Arrow type, the converter its values need (or ``None``), whether it holds JSON text."""
+
+
+def _arrow(node: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapped:
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return _arrow(defs[ref.removeprefix("#/$defs/")], defs)
+    options = node.get("anyOf")
+    if options is not None:
+        kept = [o for o in options if o.get("type") != "null"]
+        return _arrow(kept[0], defs) if len(kept) == 1 else _as_json()
+    kind = node.get("type")
+    if kind == "integer":
+        return pa.int64(), None, False
+    if kind == "number":
+        return pa.float64(), None, False
+    if kind == "boolean":
+        return pa.bool_(), None, False
+    if kind == "string":
+        if node.get("format") == "date-time":
+            return pa.timestamp("us", tz="UTC"), _maybe(datetime.fromisoformat), False
+        if node.get("format") == "date":
+            return pa.date32(), _maybe(date.fromisoformat), False
+        return pa.string(), None, False
+    if kind == "array" and isinstance(node.get("items"), Mapping):
+        item, convert, _ = _arrow(node["items"], defs)
+        return pa.list_(item), (_each(convert) if convert else None), False
+    if kind == "object" and isinstance(node.get("properties"), Mapping):
+        return _struct(node["properties"], defs)
+    return _as_json()
+
+
+def _struct(properties: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapped:
+    fields, converters = [], {}
+    for name, sub in sorted(properties.items()):
+        kind, convert, as_json = _arrow(sub, defs)
+        fields.append(pa.field(name, kind, nullable=True, metadata=_JSON_META if as_json else None))
+        if convert is not None:
+            converters[name] = convert
+    if not converters:
+        return pa.struct(fields), None, False
+
+    def convert_struct(value: Any) -> Any:
+        if value is None:
+            return None
+        out = dict(value)
+        for name, convert in converters.items():
+            if name in out:
+                out[name] = convert(out[name])
+        return out
+
+    return pa.struct(fields), convert_struct, False
+
+
+def _as_json() -> Mapped:
+    return pa.string(), _maybe(lambda v: orjson.dumps(v).decode()), True
+
+
+def _maybe(convert: Convert) -> Convert:
+    return lambda v: None if v is None else convert(v)
+
+
+def _each(convert: Convert) -> Convert:
+    return lambda v: None if v is None else [convert(x) for x in v]
+
+
+class TypedWriters:
+    """One :class:`~sinks.export.parquet.ParquetWriter` per exported type, opened on its first
+    row, each with the options of ``events.parquet``."""
+
+    def __init__(self, path_of: Callable[[str], Path], **options: Any) -> None:
+        self._path_of = path_of
+        self._options = options
+        self.writers: dict[str, ParquetWriter] = {}
+
+    def write(self, shaped: Shaped) -> None:
+        for event_type, batch in (shaped.typed or {}).items():
+            writer = self.writers.get(event_type)
+            if writer is None:
+                writer = self.writers[event_type] = ParquetWriter(
+                    self._path_of(file_name(event_type)), schema=batch.schema, **self._options
+                )
+            writer.write_batch(batch)
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+
+    def abort(self) -> None:
+        for writer in self.writers.values():
+            writer.abort()
