@@ -22,7 +22,7 @@ from sinks.export.parquet import to_record_batch
 from sinks.export.privacy import Pseudonymiser
 from sinks.export.rows import COLUMNS, Columns, iso_utc
 from sinks.export.selection import Outcome, Selection
-from sinks.export.typed import TypedRows
+from sinks.export.typed import typed_batches
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,6 @@ class Shaper:
         counts = Counts(read=len(task.values))
         columns: Columns = {name: [] for name in COLUMNS}
         mask, stamps, headers, rule = task.accepted, task.timestamps, task.headers, self._spec.rule
-        typed = TypedRows() if self._spec.typed else None
-        mask = task.accepted
         for i, (offset, value) in enumerate(zip(task.offsets, task.values, strict=True)):
             if mask is not None and not mask[i]:
                 counts.outcomes[Outcome.NOT_ACCEPTED] += 1
@@ -121,8 +119,7 @@ class Shaper:
                 continue
             counts.versions[(event.type, event.schema_version)] += 1
             user = self._pseudonym(event.user_id) if self._pseudonym else event.user_id
-            event_id = str(event.event_id)
-            columns["event_id"].append(event_id)
+            columns["event_id"].append(str(event.event_id))
             columns["type"].append(event.type)
             columns["user_id"].append(user)
             columns["occurred_at"].append(verdict.occurred_at)
@@ -131,13 +128,7 @@ class Shaper:
             columns["properties"].append(properties)
             columns["kafka_partition"].append(task.partition)
             columns["kafka_offset"].append(offset)
-            if typed is not None:
-                envelope = (event_id, user, event.occurred_at, event.source)
-                typed.add(event.type, version, envelope, properties, task.partition, offset)
-        shaped = self._shaped(task, counts, columns)
-        if typed is not None:
-            shaped.typed = typed.batches()
-        return shaped
+        return self._shaped(task, counts, columns)
 
     def _properties(self, verdict: Accept) -> tuple[str, int]:
         """``(properties JSON, its schema_version)``: upcast to the latest version unless the
@@ -165,6 +156,8 @@ class Shaper:
         shaped = Shaped(task.partition, task.offsets[-1], rows, counts)
         if "parquet" in self._spec.formats:
             shaped.arrow = to_record_batch(columns)
+            if self._spec.typed and rows:
+                shaped.typed = typed_batches(shaped.arrow)
         if "jsonl" in self._spec.formats:
             shaped.jsonl = jsonl_lines(columns)
         return shaped

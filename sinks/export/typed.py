@@ -93,38 +93,28 @@ def typed_shape(event_type: str, version: int) -> TypedShape:
     return TypedShape(pa.schema(fields, metadata=meta), convert)
 
 
-class TypedRows:
-    """The exported rows of one batch, grouped by type, turned into one record batch a type."""
-
-    def __init__(self) -> None:
-        self._rows: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
-
-    def add(
-        self,
-        event_type: str,
-        version: int,
-        envelope: tuple[str, str, datetime, str],
-        properties: str,
-        partition: int,
-        offset: int,
-    ) -> None:
-        """One exported row: ``envelope`` = (event_id, user_id, occurred_at, source);
-        ``properties`` the JSON text in the type's latest shape ``version``."""
-        rows = self._rows.setdefault((event_type, version), [])
-        rows.append((*envelope, version, properties, partition, offset))
-
-    def batches(self) -> dict[str, pa.RecordBatch]:
-        out = {}
-        for (event_type, version), rows in self._rows.items():
-            shape = typed_shape(event_type, version)
-            columns = list(zip(*rows, strict=True))
-            props = [orjson.loads(p) for p in columns[5]]
-            if shape.convert is not None:
-                props = [shape.convert(p) for p in props]
-            columns[5] = tuple(props)
-            arrays = [pa.array(c, f.type) for c, f in zip(columns, shape.schema, strict=True)]
-            out[event_type] = pa.RecordBatch.from_arrays(arrays, schema=shape.schema)
-        return out
+def typed_batches(batch: pa.RecordBatch) -> dict[str, pa.RecordBatch]:
+    """Type -> its rows of ``batch`` (a batch of ``events.parquet``'s schema, every row in its
+    type's latest shape) in the typed file's schema, in ``batch``'s order."""
+    rows: dict[tuple[str, int], list[int]] = {}
+    types = batch.column("type").to_pylist()
+    versions = batch.column("schema_version").to_pylist()
+    for i, key in enumerate(zip(types, versions, strict=True)):
+        rows.setdefault(key, []).append(i)
+    texts = batch.column("properties").to_pylist()
+    out = {}
+    for (event_type, version), index in rows.items():
+        shape = typed_shape(event_type, version)
+        props = [orjson.loads(texts[i]) for i in index]
+        if shape.convert is not None:
+            props = [shape.convert(p) for p in props]
+        picked = batch.take(pa.array(index, pa.int32()))
+        arrays = [
+            pa.array(props, f.type) if f.name == "properties" else picked.column(f.name)
+            for f in shape.schema
+        ]
+        out[event_type] = pa.RecordBatch.from_arrays(arrays, schema=shape.schema)
+    return out
 
 
 Mapped = tuple[pa.DataType, Convert | None, bool]
