@@ -7,6 +7,9 @@ one type wants: ``properties.path`` is a string column and ``properties.duration
 with no JSON to parse. Its schema is derived from the latest version's JSON Schema, the same
 one the manifest publishes as ``types[<type>].properties_schema``.
 
+A clamped event's own time (``properties._original_occurred_at`` in ``events.parquet``, see
+:mod:`schemas.acceptance`) is the column ``original_occurred_at`` here (null when not clamped).
+
 Typed files are written with the ``parquet`` format when the export is in the latest shape. An
 as-written export has none, because the versions of a type have different shapes.
 
@@ -32,6 +35,7 @@ import pyarrow as pa
 from pydantic import TypeAdapter
 
 from schemas import REGISTRY
+from schemas.acceptance import ORIGINAL_OCCURRED_AT
 from sinks.export.parquet import ParquetWriter
 
 if TYPE_CHECKING:
@@ -83,6 +87,7 @@ def typed_shape(event_type: str, version: int) -> TypedShape:
         pa.field("event_id", pa.string(), nullable=False),
         pa.field("user_id", pa.string(), nullable=False),
         pa.field("occurred_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("original_occurred_at", pa.timestamp("us", tz="UTC"), nullable=True),
         pa.field("source", pa.string(), nullable=False),
         pa.field("schema_version", pa.int16(), nullable=False),
         pa.field("properties", struct, nullable=False),
@@ -106,12 +111,19 @@ def typed_batches(batch: pa.RecordBatch) -> dict[str, pa.RecordBatch]:
     for (event_type, version), index in rows.items():
         shape = typed_shape(event_type, version)
         props = [orjson.loads(texts[i]) for i in index]
+        originals = [p.pop(ORIGINAL_OCCURRED_AT, None) for p in props]
         if shape.convert is not None:
             props = [shape.convert(p) for p in props]
         picked = batch.take(pa.array(index, pa.int32()))
+        computed = {
+            "properties": pa.array(props, shape.schema.field("properties").type),
+            "original_occurred_at": pa.array(
+                [None if o is None else datetime.fromisoformat(o) for o in originals],
+                pa.timestamp("us", tz="UTC"),
+            ),
+        }
         arrays = [
-            pa.array(props, f.type) if f.name == "properties" else picked.column(f.name)
-            for f in shape.schema
+            computed[f.name] if f.name in computed else picked.column(f.name) for f in shape.schema
         ]
         out[event_type] = pa.RecordBatch.from_arrays(arrays, schema=shape.schema)
     return out

@@ -118,3 +118,19 @@ def test_no_typed_batches_as_written_or_without_parquet() -> None:
     ):
         assert not spec.typed
         assert Shaper(spec).shape(task).typed is None
+
+
+def test_a_clamped_event_keeps_its_own_time_in_a_column_not_in_properties() -> None:
+    page = next(e for e in sample_events() if e.type == "page_view")
+    late = page.model_copy(update={"event_id": schemas.new_event_id()})
+    ahead = int(page.occurred_at.timestamp() * 1000) - 2 * 3_600_000  # 2 h before occurred_at
+    task = Task(0, [0, 1], [encode(page), encode(late)], timestamps=[ahead + 7_200_000, ahead])
+    shaped = Shaper(ShapeSpec(("parquet",), Filters(), frozenset())).shape(task)
+    assert shaped.arrow is not None and shaped.typed is not None
+    plain = [orjson.loads(p) for p in shaped.arrow.column("properties").to_pylist()]
+    assert "_original_occurred_at" not in plain[0] and "_original_occurred_at" in plain[1]
+    rows = shaped.typed["page_view"].to_pylist()
+    assert rows[0]["original_occurred_at"] is None
+    assert rows[1]["original_occurred_at"] == page.occurred_at
+    assert rows[1]["occurred_at"] == datetime.fromtimestamp(ahead / 1000, UTC)
+    assert "_original_occurred_at" not in rows[1]["properties"]
