@@ -23,10 +23,17 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from eventlog.backoff import delays
 from eventlog.clients import consumer_conf
@@ -64,6 +71,53 @@ class SinkStopped(BrainstreamError):
     """Shutdown was requested while a batch could not be written; it is left uncommitted."""
 
 
+ClientFactory = Callable[[dict[str, Any]], Any]
+"""Builds a Kafka client from its librdkafka configuration: ``confluent_kafka.Consumer`` /
+``Producer``, or a test double with their surface (:class:`eventlog.memory.MemoryBroker`)."""
+
+
+class BatchStore(Protocol):
+    """Where the sink writes a batch: one transaction per call."""
+
+    def write(self, rows: list[Row]) -> WriteResult:
+        """Write ``rows`` in one committed transaction.
+
+        Raises:
+            psycopg.OperationalError: the database is unreachable or the transaction failed;
+                nothing of the batch is committed, the sink retries it with backoff.
+        """
+
+    def reset(self) -> None:
+        """Forget the connection after a fault (the next ``write`` reconnects)."""
+
+    def close(self) -> None: ...
+
+
+class PostgresStore:
+    """The raw table in Postgres, through one connection opened on demand."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+
+    def write(self, rows: list[Row]) -> WriteResult:
+        return write_batch(self._connection(), rows)
+
+    def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self._conninfo, connect_timeout=10)
+            create_staging(self._conn)
+        return self._conn
+
+    def reset(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        self.reset()
+
+
 def sink_consumer_conf(kafka_conf: dict[str, Any], config: SinkConfig) -> dict[str, Any]:
     """The sink's consumer: its group (static membership when ``instance_id`` is set), from the
     earliest offset, committing only what it stored."""
@@ -92,7 +146,11 @@ def runtime_tuning(gc_gen0: int | None, switch_interval: float | None) -> Iterat
 
 
 class Sink:
-    """Consumes ``topics.events`` into ``analytics_events`` until ``stop`` is set."""
+    """Consumes ``topics.events`` into ``analytics_events`` until ``stop`` is set.
+
+    The seams of its tests: ``consumer_factory`` and ``producer_factory`` build its Kafka
+    clients (the consumer, the forwarder's and the DLQ's producers), ``store`` writes its
+    batches (default: :class:`PostgresStore` on ``conninfo``)."""
 
     def __init__(
         self,
@@ -103,21 +161,29 @@ class Sink:
         metrics: SinkMetrics | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        consumer_factory: ClientFactory = Consumer,
+        producer_factory: ClientFactory = Producer,
+        store: BatchStore | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics or SinkMetrics()
         self._topics = topics
-        self._conninfo = conninfo
         self._clock = clock
-        self._consumer = Consumer(sink_consumer_conf(kafka_conf, config))
-        self._dlq = DeadLetters(kafka_conf, topics.dlq, DlqContext(config.group_id, config.name))
+        self._consumer = consumer_factory(sink_consumer_conf(kafka_conf, config))
+        self._dlq = DeadLetters(
+            kafka_conf,
+            topics.dlq,
+            DlqContext(config.group_id, config.name),
+            producer_factory=producer_factory,
+        )
         self._forwarder = Forwarder(
             kafka_conf,
             topics.accepted,
             retry_initial_seconds=config.retry_initial_seconds,
             retry_max_seconds=config.retry_max_seconds,
+            producer_factory=producer_factory,
         )
-        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._store: BatchStore = store if store is not None else PostgresStore(conninfo)
         self._assigned: set[TopicPartitionKey] = set()
         self._revoked: set[TopicPartitionKey] = set()
         self._batches = 0
@@ -166,8 +232,7 @@ class Sink:
         self._consumer.close()
         self._dlq.close()
         self._forwarder.close()
-        if self._conn is not None:
-            self._conn.close()
+        self._store.close()
 
     def health(self, stale_after: float = 60.0) -> dict[str, Any]:
         """Healthy while the loop turns and the database accepted the last write."""
@@ -294,7 +359,7 @@ class Sink:
         backoff = delays(self.config.retry_initial_seconds, self.config.retry_max_seconds)
         while True:
             try:
-                result = write_batch(self._connection(), rows)
+                result = self._store.write(rows)
                 break
             except psycopg.OperationalError as exc:
                 self._fault(exc)
@@ -320,15 +385,7 @@ class Sink:
         self.database_up = False
         self.metrics.db_up.set(0)
         self.metrics.db_retries.inc()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(self._conninfo, connect_timeout=10)
-            create_staging(self._conn)
-        return self._conn
+        self._store.reset()
 
     def _dead_letter(self, rejections: list[Rejection]) -> None:
         for rejection in rejections:

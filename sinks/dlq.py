@@ -68,8 +68,10 @@ class DeadLetters:
         topic: str,
         ctx: DlqContext,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        producer_factory: Callable[[dict[str, Any]], Any] = Producer,
     ) -> None:
-        self._producer = Producer(producer_conf(kafka_conf))
+        self._producer = producer_factory(producer_conf(kafka_conf))
         self._topic = topic
         self._ctx = ctx
         self._clock = clock

@@ -159,8 +159,9 @@ class Forwarder:
         *,
         retry_initial_seconds: float = 0.2,
         retry_max_seconds: float = 10.0,
+        producer_factory: Callable[[dict[str, Any]], Any] = Producer,
     ) -> None:
-        self._producer = Producer(producer_conf(kafka_conf, linger_ms=0, compression="lz4"))
+        self._producer = producer_factory(producer_conf(kafka_conf, linger_ms=0, compression="lz4"))
         self.topic = topic
         self._retry = (retry_initial_seconds, retry_max_seconds)
         self.records = 0

@@ -65,8 +65,16 @@ def group(raws: Sequence[RawRecord]) -> tuple[dict[tuple[str, int], list[Accepte
     return groups, invalid
 
 
+ApplyBatch = Callable[[Connection, str, PartitionBatch], Applied]
+"""Applies one source partition's batch behind its fence in one committed transaction
+(:func:`streams.writer.apply_batch`); raises ``psycopg.OperationalError`` on a database fault."""
+
+
 class BatchProcessor:
-    """Owns the worker's database connections and applies takes with retries."""
+    """Owns the worker's database connections and applies takes with retries.
+
+    The seams of its tests: ``connect`` opens a lane's connection and ``apply`` applies one
+    partition batch on it (default :func:`streams.writer.apply_batch`)."""
 
     def __init__(
         self,
@@ -79,11 +87,12 @@ class BatchProcessor:
         connect: Callable[[str], Connection] = lambda dsn: psycopg.connect(dsn),
         clock: Callable[[], float] = time.time,
         lanes: int = 1,
+        apply: ApplyBatch = apply_batch,
     ) -> None:
         self._conninfo, self._projection = conninfo, projection
         self.metrics = metrics
         self._retry = (retry_initial_seconds, retry_max_seconds)
-        self._connect, self._clock = connect, clock
+        self._connect, self._clock, self._apply_batch = connect, clock, apply
         self._conns: list[Connection | None] = [None] * lanes
         self.db_ok = True
         """False while the last attempt failed with a database fault."""
@@ -143,7 +152,7 @@ class BatchProcessor:
         try:
             if conn is None or conn.closed:
                 conn = self._conns[lane] = self._connect(self._conninfo)
-            return apply_batch(conn, self._projection, batch)
+            return self._apply_batch(conn, self._projection, batch)
         except psycopg.OperationalError:
             self._close(lane)
             raise

@@ -1,0 +1,103 @@
+"""The worker's apply seam: :class:`streams.processor.BatchProcessor` with an injected connection
+factory and apply function, so its contract is checked without Postgres or Faust.
+
+The Faust agent acks a take (and so lets Faust commit its offsets) only when
+``BatchProcessor.apply`` returns; these tests pin what that return means:
+
+- it returns only after every source partition of the take was applied (each in its own
+  transaction, a partition's batches in order);
+- while the database is down it retries the same partition batch with backoff, closes the
+  faulty connection and reports the database down, and never returns early;
+- an invalid record is counted and skipped, never applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import psycopg
+from prometheus_client import CollectorRegistry
+
+from schemas.accepted import AcceptedBatch, encode_batch
+from streams.metrics import WorkerMetrics
+from streams.processor import BatchProcessor, RawRecord
+from streams.writer import Applied, PartitionBatch
+
+
+class FakeConnection:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeDatabase:
+    """Applies partition batches in memory; down for the first ``failures`` attempts."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.attempts = 0
+        self.applied: list[tuple[int, list[int]]] = []
+        self.connections: list[FakeConnection] = []
+        self._lock = threading.Lock()
+
+    def connect(self, _dsn: str) -> FakeConnection:
+        self.connections.append(FakeConnection())
+        return self.connections[-1]
+
+    def apply(self, conn: FakeConnection, projection: str, batch: PartitionBatch) -> Applied:
+        assert not conn.closed and projection == "aggregates"
+        with self._lock:
+            self.attempts += 1
+            if self.attempts <= self.failures:
+                raise psycopg.OperationalError("the database is down (test)")
+            self.applied.append((batch.partition, [b.first_offset for b in batch.batches]))
+        return Applied(batch.partition, batch.events, 0, 0, 0, batch.last_offset + 1)
+
+
+def _record(source_partition: int, first: int, offset: int) -> RawRecord:
+    batch = AcceptedBatch("t.events", source_partition, first, first + 1)
+    batch.append(first, "login", f"u{first}", 1_767_225_600_000_000, 1)
+    return RawRecord(source_partition, offset, encode_batch(batch))
+
+
+def _processor(db: FakeDatabase, lanes: int = 2) -> BatchProcessor:
+    return BatchProcessor(
+        "unused",
+        "aggregates",
+        metrics=WorkerMetrics(CollectorRegistry()),
+        retry_initial_seconds=0.01,
+        retry_max_seconds=0.02,
+        connect=db.connect,  # type: ignore[arg-type]
+        apply=db.apply,  # type: ignore[arg-type]
+        lanes=lanes,
+    )
+
+
+def test_a_take_returns_only_once_every_partition_is_applied_in_order() -> None:
+    db = FakeDatabase()
+    raws = [_record(0, 10, 0), _record(1, 5, 1), _record(0, 12, 2), _record(2, 7, 3)]
+    applied = asyncio.run(_processor(db).apply(raws))
+    assert sorted(db.applied) == [(0, [10, 12]), (1, [5]), (2, [7])]
+    assert [a.partition for a in applied] == [0, 1, 2]
+    assert [a.next_offset for a in applied] == [14, 7, 9]
+
+
+def test_while_the_database_is_down_the_same_batch_is_retried_and_nothing_returns_early() -> None:
+    db = FakeDatabase(failures=3)
+    processor = _processor(db, lanes=1)
+    applied = asyncio.run(processor.apply([_record(0, 10, 0)]))
+    assert db.attempts == 4 and db.applied == [(0, [10])]
+    assert [c.closed for c in db.connections] == [True, True, True, False]  # reconnected
+    assert [a.next_offset for a in applied] == [12]
+    assert processor.db_ok
+
+
+def test_an_invalid_record_is_skipped_and_counted_never_applied() -> None:
+    db = FakeDatabase()
+    processor = _processor(db)
+    applied = asyncio.run(processor.apply([RawRecord(0, 0, b"not a batch"), _record(1, 3, 1)]))
+    assert db.applied == [(1, [3])] and len(applied) == 1
+    assert processor.metrics.records.labels("invalid")._value.get() == 1
