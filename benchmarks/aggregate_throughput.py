@@ -55,6 +55,7 @@ from schemas import Event, new_event_id
 from schemas.config import KafkaSettings, TopicSettings
 from streams.reference import verify
 from tests.fixtures.samples import sample_events
+from tests.fixtures.services import fill, pipeline_env
 from tests.sinks.faults import start_sink
 from tests.streams.helpers import WorkerEnv, free_port, make_events, stop
 
@@ -111,14 +112,7 @@ def topic_settings(name: str) -> TopicSettings:
 
 def produce(kafka: KafkaSettings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
     producer = Producer({**kafka.librdkafka(), "linger.ms": 50, "batch.num.messages": 10_000})
-    for key, value in records:
-        while True:
-            try:
-                producer.produce(topic, value, key)
-                break
-            except BufferError:
-                producer.poll(0.05)
-    assert producer.flush(120) == 0
+    fill(producer, topic, ((key, value, None) for key, value in records))
 
 
 def prefill(kafka: KafkaSettings, topics: TopicSettings, n: int, make: Maker) -> None:
@@ -172,18 +166,8 @@ def scalar(conn: psycopg.Connection[Any], query: str) -> Any:
 
 
 def sink_env(kafka: KafkaSettings, dsn: str, schema: str, topics: TopicSettings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRAINSTREAM_")}
-    env.update(
-        BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
-        BRAINSTREAM_POSTGRES_DSN=dsn,
-        BRAINSTREAM_POSTGRES_SCHEMA=schema,
-        BRAINSTREAM_TOPIC_EVENTS=topics.events,
-        BRAINSTREAM_TOPIC_DLQ=topics.dlq,
-        BRAINSTREAM_TOPIC_ACCEPTED=topics.accepted,
-        BRAINSTREAM_TOPIC_ERASURES=topics.erasures,
-        BRAINSTREAM_SINK_GROUP_ID=f"bench-sink-{uuid.uuid4().hex[:8]}",
-    )
-    return env
+    group = f"bench-sink-{uuid.uuid4().hex[:8]}"
+    return pipeline_env(kafka, topics, dsn, schema, SINK_GROUP_ID=group)
 
 
 def start_worker(

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import random
 import re
 import signal
@@ -48,6 +47,7 @@ from psycopg.types.json import set_json_dumps
 from brainstream.topic_admin import delete_topics, ensure_topics
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.writer import COLUMNS
+from tests.fixtures.services import fill, pipeline_env
 from tests.sinks.faults import start_sink
 
 TARGET = 0.7
@@ -164,14 +164,7 @@ def prefill(kafka: KafkaSettings, topic: str, n: int) -> None:
             "queue.buffering.max.messages": 500_000,
         }
     )
-    for key, value, _row in events(n):
-        while True:
-            try:
-                producer.produce(topic, value, key)
-                break
-            except BufferError:
-                producer.poll(0.05)
-    assert producer.flush(120) == 0
+    fill(producer, topic, ((key, value, None) for key, value, _row in events(n)))
 
 
 # -- services and schemas -----------------------------------------------------------------------
@@ -285,17 +278,8 @@ def forward_alone(kafka: KafkaSettings, n: int) -> dict[str, float]:
 
 # -- the sink as a subprocess -------------------------------------------------------------------
 def sink_env(kafka: KafkaSettings, dsn: str, schema: str, topics: TopicSettings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRAINSTREAM_")}
-    env.update(
-        BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
-        BRAINSTREAM_POSTGRES_DSN=dsn,
-        BRAINSTREAM_POSTGRES_SCHEMA=schema,
-        BRAINSTREAM_TOPIC_EVENTS=topics.events,
-        BRAINSTREAM_TOPIC_DLQ=topics.dlq,
-        BRAINSTREAM_TOPIC_ERASURES=topics.erasures,
-        BRAINSTREAM_SINK_GROUP_ID=f"bench-sink-{uuid.uuid4().hex[:8]}",
-    )
-    return env
+    group = f"bench-sink-{uuid.uuid4().hex[:8]}"
+    return pipeline_env(kafka, topics, dsn, schema, SINK_GROUP_ID=group)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -23,6 +23,7 @@ from brainstream import dev
 from brainstream.dev import kafka, secure
 from brainstream.topic_admin import ensure_topics
 from schemas.config import TopicSettings
+from tests.fixtures.services import dev_dir_in
 
 pytestmark = pytest.mark.integration
 
@@ -33,16 +34,8 @@ def _quiet(_message: str) -> None:
 
 @pytest.fixture
 def dev_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("cluster")
-    if os.geteuid() == 0:  # the OS user Postgres runs as must pass through pytest's 0700 dirs
-        for directory in (path, *path.parents):
-            directory.chmod(directory.stat().st_mode | stat.S_IXOTH)
-            if directory == tmp_path_factory.getbasetemp().parent:
-                break
-    try:
+    with dev_dir_in(tmp_path_factory, "cluster") as path:
         yield path
-    finally:
-        dev.down(path, log=_quiet)
 
 
 def _topics() -> TopicSettings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,23 +14,15 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from brainstream import dev
+from tests.fixtures.services import dev_dir_in
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def dev_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = tmp_path_factory.mktemp("dev")
-    if os.geteuid() == 0:
-        # pytest's temp dirs are private (0700); the OS user Postgres runs as must pass through.
-        for directory in (path, *path.parents):
-            directory.chmod(directory.stat().st_mode | stat.S_IXOTH)
-            if directory == tmp_path_factory.getbasetemp().parent:
-                break
-    try:
+    with dev_dir_in(tmp_path_factory, "dev") as path:
         yield path
-    finally:
-        dev.down(path, log=_quiet)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ retention or segment setting is altered, more partitions are refused with the re
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from schemas.config import KafkaSettings, TopicSettings
-from tests.fixtures.services import REPO
+from tests.fixtures.services import REPO, pipeline_env
 
 pytestmark = pytest.mark.integration
 
@@ -21,16 +20,12 @@ pytestmark = pytest.mark.integration
 def create(
     kafka: KafkaSettings, topics: TopicSettings, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRAINSTREAM_")}
-    env.update(
-        BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
-        BRAINSTREAM_TOPIC_EVENTS=topics.events,
-        BRAINSTREAM_TOPIC_DLQ=topics.dlq,
-        BRAINSTREAM_TOPIC_ERASURES=topics.erasures,
-        BRAINSTREAM_TOPIC_ACCEPTED=topics.accepted,
-        BRAINSTREAM_TOPIC_EVENTS_PARTITIONS=str(topics.events_partitions),
-        BRAINSTREAM_TOPIC_EVENTS_RETENTION_DAYS=str(topics.events_retention_days),
-        BRAINSTREAM_TOPIC_SEGMENT_MS=str(topics.segment_ms),
+    env = pipeline_env(
+        kafka,
+        topics,
+        TOPIC_EVENTS_PARTITIONS=topics.events_partitions,
+        TOPIC_EVENTS_RETENTION_DAYS=topics.events_retention_days,
+        TOPIC_SEGMENT_MS=topics.segment_ms,
     )
     return subprocess.run(
         [sys.executable, "-m", "brainstream.cli", "topics", "create", *args],

@@ -15,6 +15,7 @@ from schemas import Event, to_record
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.config import SinkConfig
 from sinks.consumer import Sink
+from tests.fixtures.services import fill
 
 _offsets: Iterator[int] = itertools.count()
 
@@ -84,15 +85,7 @@ Record = tuple[bytes | None, bytes | None, list[tuple[str, str | bytes | None]]]
 
 def produce(kafka: KafkaSettings, topic: str, records: list[Record]) -> None:
     producer = Producer({**kafka.librdkafka(), "linger.ms": 20, "enable.idempotence": True})
-    for key, value, headers in records:
-        while True:
-            try:
-                producer.produce(topic, value, key, headers=headers)
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
-    assert producer.flush(60) == 0
+    fill(producer, topic, records, timeout=60)
 
 
 def event_records(events: list[Event]) -> list[Record]:

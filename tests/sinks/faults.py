@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 
 from schemas.config import KafkaSettings, TopicSettings
-from tests.fixtures.services import REPO
+from tests.fixtures.services import REPO, pipeline_env
 
 _DUPLICATES = re.compile(r"batch \d+: records=\d+ inserted=(\d+) duplicates=(\d+)")
 
@@ -23,21 +22,19 @@ _DUPLICATES = re.compile(r"batch \d+: records=\d+ inserted=(\d+) duplicates=(\d+
 def sink_env(
     kafka: KafkaSettings, topics: TopicSettings, dsn: str, schema: str, group: str, **sink: object
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRAINSTREAM_")}
-    env.update(
-        BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap_servers,
-        BRAINSTREAM_POSTGRES_DSN=dsn,
-        BRAINSTREAM_POSTGRES_SCHEMA=schema,
-        BRAINSTREAM_TOPIC_EVENTS=topics.events,
-        BRAINSTREAM_TOPIC_DLQ=topics.dlq,
-        BRAINSTREAM_TOPIC_ACCEPTED=topics.accepted,
-        BRAINSTREAM_TOPIC_ERASURES=topics.erasures,
-        BRAINSTREAM_SINK_GROUP_ID=group,
-        BRAINSTREAM_SINK_INSTANCE_ID=f"{group}-0",
-        BRAINSTREAM_SINK_SESSION_TIMEOUT_MS="6000",
+    own = {f"SINK_{k.upper()}": v for k, v in sink.items()}
+    return pipeline_env(
+        kafka,
+        topics,
+        dsn,
+        schema,
+        **{
+            "SINK_GROUP_ID": group,
+            "SINK_INSTANCE_ID": f"{group}-0",
+            "SINK_SESSION_TIMEOUT_MS": "6000",
+            **own,
+        },
     )
-    env.update({f"BRAINSTREAM_SINK_{k.upper()}": str(v) for k, v in sink.items()})
-    return env
 
 
 def start_sink(

@@ -23,6 +23,7 @@ from schemas import Event, codec, new_event_id
 from schemas.accepted import AcceptedBatch, encode_batch
 from schemas.config import KafkaSettings, TopicSettings
 from tests.fixtures.samples import sample_events
+from tests.fixtures.services import fill
 
 REPO = Path(__file__).resolve().parents[2]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -136,19 +137,11 @@ def copy_raw(conninfo: str, events: Sequence[Event] | Sequence[Placed]) -> None:
 
 def produce(kafka: KafkaSettings, topic: str, events: Sequence[Event] | Sequence[bytes]) -> None:
     producer = Producer({**kafka.librdkafka(), "linger.ms": 20, "enable.idempotence": True})
-    for item in events:
-        if isinstance(item, bytes):
-            producer.produce(topic, value=item, key=b"junk")
-        else:
-            key, value, headers = codec.to_record(item)
-            while True:
-                try:
-                    producer.produce(topic, value=value, key=key, headers=headers)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-        producer.poll(0)
-    assert producer.flush(60) == 0
+    records = (
+        (b"junk", item, None) if isinstance(item, bytes) else codec.to_record(item)
+        for item in events
+    )
+    fill(producer, topic, records, timeout=60)
 
 
 def end_offsets(kafka: KafkaSettings, topic: str, partitions: int) -> dict[int, int]:

@@ -4,10 +4,7 @@ equal the raw table (``aggregates verify`` = 0)."""
 
 from __future__ import annotations
 
-import os
-import signal
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,27 +14,12 @@ import pytest
 from schemas.config import KafkaSettings, TopicSettings
 from sinks.config import SinkConfig
 from streams.reference import verify
-from tests.fixtures.services import PgSchema, Services
+from tests.fixtures.services import PgSchema
 from tests.sinks.conftest import count_rows, event_records, produce, running_sink
 from tests.sinks.test_forwarding import _poison, _spooled
 from tests.streams.helpers import WorkerEnv, end_offsets, make_events, stop, wait_caught_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def worker_env(
-    services: Services, topics: TopicSettings, pg_schema: PgSchema, tmp_path: Path
-) -> Iterator[WorkerEnv]:
-    env = WorkerEnv(
-        services.kafka, services.postgres_dsn, pg_schema.name, topics, f"g-{uuid.uuid4().hex[:8]}"
-    )
-    env.log_dir = tmp_path
-    yield env
-    for proc in env.procs:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-            stop(proc)
 
 
 def test_duplicates_and_dead_letters_are_never_counted_and_late_events_keep_their_buckets(

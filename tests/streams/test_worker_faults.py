@@ -11,8 +11,6 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -20,9 +18,8 @@ import pytest
 
 from brainstream.dev import default_cache_dir
 from brainstream.dev import kafka as dev_kafka
-from schemas.config import TopicSettings
 from streams.reference import VerifyReport, verify
-from tests.fixtures.services import PgSchema, Services
+from tests.fixtures.services import PgSchema
 from tests.streams.helpers import (
     WorkerEnv,
     accepted_batches,
@@ -45,18 +42,8 @@ SESSION_TIMEOUT_S = 6
 
 
 @pytest.fixture
-def workers(
-    services: Services, topics: TopicSettings, pg_schema: PgSchema, tmp_path: Path
-) -> Iterator[WorkerEnv]:
-    env = WorkerEnv(
-        services.kafka, services.postgres_dsn, pg_schema.name, topics, f"g-{uuid.uuid4().hex[:8]}"
-    )
-    env.log_dir = tmp_path
-    yield env
-    for proc in env.procs:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-            stop(proc)
+def workers(worker_env: WorkerEnv) -> WorkerEnv:
+    return worker_env
 
 
 def start(env: WorkerEnv, **extra: str) -> subprocess.Popen[bytes]:
