@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
-import psycopg
-
+from eventlog.db import Connection
 from schemas.topics import EVENTS
 
 _SUBTRACT = """
@@ -56,7 +55,7 @@ MinuteCounts = Mapping[tuple[datetime, str], int]
 
 
 def applied_minutes(
-    conn: psycopg.Connection[Any], user_id: str, projection: str, topic: str
+    conn: Connection, user_id: str, projection: str, topic: str
 ) -> dict[tuple[datetime, str], int]:
     """The user's events per minute and type that the projection's workers have counted."""
     rows = conn.execute(_APPLIED_MINUTES, {"p": projection, "t": topic, "u": user_id})
@@ -64,7 +63,7 @@ def applied_minutes(
 
 
 def erase_user_aggregates(
-    conn: psycopg.Connection[Any],
+    conn: Connection,
     user_id: str,
     *,
     projection: str = "aggregates",
