@@ -54,3 +54,26 @@ def test_a_stale_row_or_drawing_is_found() -> None:
     assert not (REPO / "kafkalog").exists()
     assert "streams/rebuild.py" in diagram_paths(readme)
     assert not (REPO / "streams/rebuild.py").exists()
+
+
+TOP = ("schemas", "eventlog", "producers", "streams", "sinks", "brainstream", "tests", "benchmarks")
+
+
+def cited_paths(text: str) -> set[str]:
+    """Backticked repository paths (``sinks/replay.py``, ``tests/streams/``) in ``text``;
+    placeholders (``benchmarks/results/NAME.json``) are not paths."""
+    top = "|".join(TOP)
+    found = re.findall(rf"`((?:{top})/[a-z0-9_./-]*)`", text)
+    return {p for p in found if not p.endswith(".")}
+
+
+def test_every_repository_path_the_docs_cite_exists() -> None:
+    docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    missing = sorted(
+        f"{doc.relative_to(REPO)}: {path}"
+        for doc in docs
+        for path in cited_paths(doc.read_text())
+        if not (REPO / path).exists()
+    )
+    assert not missing, "\n".join(missing)
+    assert "tests/streams/test_faults.py" in cited_paths("see `tests/streams/test_faults.py`")
