@@ -12,7 +12,7 @@ none of them, so the SDK's light install loads only what it uses):
 - :mod:`eventlog.reader`: :class:`~eventlog.reader.LogReader`, bounded reads with an assigned
   consumer (export, replay, rebuild);
 - :mod:`eventlog.errors`: what reading the log can raise;
-- :mod:`eventlog.memory`: an in-memory broker with the client surface the sink uses, for unit
+- :mod:`eventlog.local`: an in-memory broker with the client surface the sink uses, for unit
   tests of consume loops (the same contract suite also runs on the real broker);
 - :mod:`eventlog.db` and :mod:`eventlog.fence` (need psycopg): the typed ``Connection``, the
   erased-user lookup, and the offset-fence SQL of a projection (``stream_offsets``).

@@ -73,7 +73,7 @@ class SinkStopped(BrainstreamError):
 
 ClientFactory = Callable[[dict[str, Any]], Any]
 """Builds a Kafka client from its librdkafka configuration: ``confluent_kafka.Consumer`` /
-``Producer``, or a test double with their surface (:class:`eventlog.memory.MemoryBroker`)."""
+``Producer``, or a test double with their surface (:class:`eventlog.local.LocalBroker`)."""
 
 
 class BatchStore(Protocol):

@@ -1,6 +1,6 @@
 """The sink's consume-loop contract, on the in-memory broker and on the real one.
 
-The same suite runs twice: against :class:`eventlog.memory.MemoryBroker` (a unit test, no
+The same suite runs twice: against :class:`eventlog.local.LocalBroker` (a unit test, no
 services) and against the real Kafka broker (integration). The sink gets its clients from the
 broker's factories, wrapped in a spy that records commits, pauses and rebalance callbacks in one
 ordered log, and writes into a recording store that can be slowed down or taken down. Postgres
@@ -27,7 +27,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from eventlog.clients import consumer_conf
-from eventlog.memory import MemoryBroker
+from eventlog.local import LocalBroker
 from schemas.config import TopicSettings
 from sinks.config import SinkConfig
 from sinks.consumer import Sink
@@ -165,7 +165,7 @@ def broker(request: pytest.FixtureRequest) -> Broker:
             Producer,
             lambda records: produce(kafka, topics.events, records),
         )
-    memory = MemoryBroker()
+    memory = LocalBroker()
     names = TopicSettings(
         events="m.events", dlq="m.dlq", accepted="m.accepted", erasures="m.erasures"
     )

@@ -52,7 +52,7 @@ class _Metadata:
 
 @dataclass(slots=True)
 class _Group:
-    members: list[MemoryConsumer] = field(default_factory=list)
+    members: list[LocalConsumer] = field(default_factory=list)
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
     shares: dict[int, list[tuple[str, int]]] | None = None
     """The assignment of the round in progress (member id -> partitions), handed out once no
@@ -61,7 +61,7 @@ class _Group:
     """Members that must still revoke their partitions before the round's shares are given."""
 
 
-class MemoryBroker:
+class LocalBroker:
     """Topics, consumer groups and committed offsets, shared by its consumers and producers."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -143,12 +143,12 @@ class MemoryBroker:
     def _group(self, group: str) -> _Group:
         return self._groups.setdefault(group, _Group())
 
-    def _join(self, member: MemoryConsumer) -> None:
+    def _join(self, member: LocalConsumer) -> None:
         with self.changed:
             self._group(member.group_id).members.append(member)
             self._rebalance(member.group_id)
 
-    def _leave(self, member: MemoryConsumer) -> None:
+    def _leave(self, member: LocalConsumer) -> None:
         with self.changed:
             group = self._group(member.group_id)
             if member in group.members:
@@ -173,12 +173,12 @@ class MemoryBroker:
         group.revoking = {id(m) for m in members if m._assignment}
         self.changed.notify_all()
 
-    def _revoked(self, member: MemoryConsumer) -> None:
+    def _revoked(self, member: LocalConsumer) -> None:
         with self.changed:
             self._group(member.group_id).revoking.discard(id(member))
             self.changed.notify_all()
 
-    def _round(self, member: MemoryConsumer) -> tuple[bool, list[tuple[str, int]] | None]:
+    def _round(self, member: LocalConsumer) -> tuple[bool, list[tuple[str, int]] | None]:
         """(must ``member`` revoke now?, its new share once every member has revoked)."""
         group = self._group(member.group_id)
         if group.shares is None or id(member) not in group.shares:
@@ -189,7 +189,7 @@ class MemoryBroker:
             return False, None
         return False, group.shares.pop(id(member))
 
-    def _commit(self, member: MemoryConsumer, offsets: dict[tuple[str, int], int]) -> None:
+    def _commit(self, member: LocalConsumer, offsets: dict[tuple[str, int], int]) -> None:
         with self.changed:
             self._group(member.group_id).committed.update(offsets)
             self.changed.notify_all()
@@ -202,17 +202,17 @@ class MemoryBroker:
         return self._logs[topic][partition][position : position + limit]
 
     # -- client factories ----------------------------------------------------------------------
-    def consumer(self, conf: dict[str, Any]) -> MemoryConsumer:
-        return MemoryConsumer(self, conf)
+    def consumer(self, conf: dict[str, Any]) -> LocalConsumer:
+        return LocalConsumer(self, conf)
 
-    def producer(self, conf: dict[str, Any]) -> MemoryProducer:
-        return MemoryProducer(self, conf)
+    def producer(self, conf: dict[str, Any]) -> LocalProducer:
+        return LocalProducer(self, conf)
 
 
-class MemoryConsumer:
+class LocalConsumer:
     """The subset of ``confluent_kafka.Consumer`` a consume loop uses."""
 
-    def __init__(self, broker: MemoryBroker, conf: dict[str, Any]) -> None:
+    def __init__(self, broker: LocalBroker, conf: dict[str, Any]) -> None:
         self._broker = broker
         self.group_id: str = conf["group.id"]
         self.subscription: list[str] = []
@@ -333,11 +333,11 @@ class MemoryConsumer:
         self._broker._leave(self)
 
 
-class MemoryProducer:
+class LocalProducer:
     """The subset of ``confluent_kafka.Producer`` the sink's forwarder and DLQ use: every
     record is acknowledged at the next ``poll``/``flush``."""
 
-    def __init__(self, broker: MemoryBroker, conf: dict[str, Any]) -> None:
+    def __init__(self, broker: LocalBroker, conf: dict[str, Any]) -> None:
         self._broker = broker
         self._unacked: list[tuple[DeliveryCallback | None, Message]] = []
         self._lock = threading.Lock()

@@ -6,18 +6,18 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaException, TopicPartition
 
-from eventlog.memory import MemoryBroker, MemoryConsumer
+from eventlog.local import LocalBroker, LocalConsumer
 
 
-def _broker() -> MemoryBroker:
-    broker = MemoryBroker()
+def _broker() -> LocalBroker:
+    broker = LocalBroker()
     broker.create_topic("e", 2)
     for i in range(6):
         broker.produce("e", f"v{i}".encode(), partition=i % 2)
     return broker
 
 
-def _member(broker: MemoryBroker, log: list[str], name: str) -> MemoryConsumer:
+def _member(broker: LocalBroker, log: list[str], name: str) -> LocalConsumer:
     consumer = broker.consumer({"group.id": "g"})
     consumer.subscribe(
         ["e"],
