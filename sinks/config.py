@@ -30,8 +30,8 @@ class SinkConfig(Renamed):
     gc_gen0_threshold: int | None = Field(default=100_000, ge=700)
     """While the sink runs, the cyclic GC's generation-0 threshold (``None``: leave it as is).
     A batch allocates several tracked objects per record that die by reference counting; at
-    Python's default (700) the collector traverses each batch over and over (~25% of the
-    decoding time); the previous thresholds are restored when the sink stops."""
+    Python's default (700) the collector traverses each batch over and over, a large share of
+    the decoding time; the previous thresholds are restored when the sink stops."""
     switch_interval_seconds: float | None = Field(default=0.001, gt=0, le=0.1)
     """While the sink runs, ``sys.setswitchinterval`` (``None``: leave it; Python's default is
     5 ms). The writer thread gives the GIL up at every socket write of its COPY and then waits
