@@ -35,7 +35,7 @@ from producers.ratelog import RateLimitedLog, RateLimitFilter
 from producers.settings import SdkSettings
 from producers.spool import Spool
 from schemas import MAX_EVENT_BYTES, Event, FieldError, InvalidEvent, topics
-from schemas.config import KafkaSettings, TopicSettings
+from schemas.config import KafkaAuthenticationFailed, KafkaSettings, TopicSettings
 from schemas.registry import REGISTRY, EventRegistry
 
 log = logging.getLogger("brainstream.producers")
@@ -386,6 +386,10 @@ class Tracker:
             self._fatal = err
         elif err.code() == KafkaError._ALL_BROKERS_DOWN:
             self._outbox.broker_down = True
+        elif err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
+            refused = KafkaAuthenticationFailed(self._kafka.sasl_username, err.str())
+            self._ratelog.warning(f"kafka:{err.name()}", f"{refused}; events are spooled")
+            return
         self._ratelog.warning(f"kafka:{err.name()}", f"Kafka: {err.str()}")
 
     def _poll_loop(self) -> None:

@@ -6,12 +6,80 @@ They live beside the contracts so a service that embeds only ``producers`` reads
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from confluent_kafka import KafkaError, KafkaException
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas import topics
+from schemas.errors import BrainstreamError
+
+_CREDENTIAL_SETTINGS = "BRAINSTREAM_KAFKA_SASL_USERNAME / BRAINSTREAM_KAFKA_SASL_PASSWORD"
+_REFUSED = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED}
+_UNREACHABLE = {KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE, KafkaError._TRANSPORT}
+
+
+class KafkaAuthenticationFailed(BrainstreamError):
+    """The cluster refused this client's SASL credentials (wrong password, unknown principal,
+    wrong mechanism). Retrying never cures it (librdkafka would retry forever, a consumer would
+    wait without a word), so the client stops with this error, whose one line names the
+    principal and the settings to fix. The password is never in it."""
+
+    def __init__(self, username: str | None, reason: str) -> None:
+        super().__init__(
+            f"Kafka refused the credentials of principal {username!r} ({reason}): "
+            f"check {_CREDENTIAL_SETTINGS}"
+        )
+
+
+@dataclass(frozen=True)
+class RefuseOnAuthenticationFailure:
+    """librdkafka ``error_cb`` of SASL clients: raises :class:`KafkaAuthenticationFailed` (out
+    of the ``poll``/``consume``/``flush`` that served the callback) on an authentication error;
+    every other error is left to the client's own handling (librdkafka logs it)."""
+
+    username: str | None
+
+    def __call__(self, err: KafkaError) -> None:
+        if err.code() in _REFUSED:
+            raise KafkaAuthenticationFailed(self.username, err.str())
+
+
+def check_credentials(kafka: KafkaSettings, timeout: float = 15.0) -> None:
+    """Connect once with ``kafka``'s SASL credentials and raise
+    :class:`KafkaAuthenticationFailed` if the cluster refuses them.
+
+    A process calls this before its first Kafka request: librdkafka answers a metadata
+    request made with refused credentials only by timing out ("Failed to get metadata" after
+    30 s), and reports the refusal only to an ``error_cb`` that some poll serves. Returns when
+    the cluster answered, at once when it is unreachable (the caller's own request reports
+    that), after ``timeout`` seconds otherwise; without SASL it returns at once.
+
+    Raises:
+        KafkaAuthenticationFailed: the credentials were refused."""
+    if not kafka.security_protocol.startswith("SASL"):
+        return
+    from confluent_kafka.admin import AdminClient
+
+    seen: list[KafkaError] = []
+    conf = {**kafka.librdkafka(), "error_cb": seen.append, "log_level": 0}
+    admin = AdminClient(conf)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        admin.poll(0.1)  # serves error_cb
+        for err in seen:
+            if err.code() in _REFUSED:
+                raise KafkaAuthenticationFailed(kafka.sasl_username, err.str())
+            if err.code() in _UNREACHABLE:
+                return
+        try:
+            admin.list_topics(timeout=0.4)
+            return
+        except KafkaException:
+            continue
 
 
 class KafkaSettings(BaseSettings):
@@ -51,6 +119,8 @@ class KafkaSettings(BaseSettings):
             "ssl.key.password": _reveal(self.ssl_key_password),
         }
         conf.update({k: v for k, v in optional.items() if v is not None})
+        if self.security_protocol.startswith("SASL"):  # a client may set its own error_cb
+            conf["error_cb"] = RefuseOnAuthenticationFailure(self.sasl_username)
         conf.update(self.extra)
         return conf
 

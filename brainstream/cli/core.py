@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from brainstream.settings import Settings
+from schemas.config import check_credentials
 
 console = Console()
 dev_app = typer.Typer(help="Local Kafka (KRaft, JVM) and Postgres for development and tests.")
@@ -131,6 +132,7 @@ def topics_create(
     from brainstream.topic_admin import apply_topics, plan_topics
 
     settings = Settings()
+    check_credentials(settings.kafka, timeout)
     changes = plan_topics(settings.kafka, settings.topics, timeout)
     for change in changes:
         typer.echo(

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from brainstream.settings import ExportSettings, Settings
+from schemas.config import check_credentials
 
 if TYPE_CHECKING:
     from eventlog.reader import LogReader
@@ -132,6 +133,7 @@ def export_run(
         )  # fmt: skip
     except ValidationError as exc:
         raise typer.BadParameter(_first_error(exc)) from None
+    check_credentials(Settings().kafka)
     _interrupt_on_sigterm()
     try:
         manifest = run_request(request, config, BarProgress(enabled=not no_progress))
@@ -200,9 +202,10 @@ def export_serve(
     from sinks.export.http import create_app
     from sinks.export.jobs import Jobs
 
-    config, token = ExportSettings(), Settings().api_token
-    listen_host = host or config.http_host
+    settings, config = Settings(), ExportSettings()
+    token, listen_host = settings.api_token, host or config.http_host
     guard_listener("export API", listen_host, token)
+    check_credentials(settings.kafka)
     app = create_app(Jobs(lambda request, progress: run_request(request, config, progress)), token)
     uvicorn.run(app, host=listen_host, port=port or config.http_port)
 
@@ -230,6 +233,7 @@ def replay(
     if to == "aggregates" and selected.kind != "all":
         raise typer.BadParameter("--to aggregates always replays the whole log (no range)")
     settings, config = Settings(), ExportSettings()
+    check_credentials(settings.kafka)
     progress = BarProgress(enabled=not no_progress, description=f"replay {to}")
     consumer = Consumer(reader_conf(settings.kafka.librdkafka(), GROUP_ID))
     try:

@@ -45,6 +45,7 @@ def register(app: typer.Typer) -> None:
         from producers import Tracker, TrackingError
         from producers.demo import DemoTraffic
         from schemas import REGISTRY
+        from schemas.config import check_credentials
 
         console = Console(stderr=True)
         settings, sdk = Settings(), SdkSettings()
@@ -53,6 +54,7 @@ def register(app: typer.Typer) -> None:
                 "BRAINSTREAM_SDK_PROMETHEUS is off: the SDK has no metrics to serve",
                 param_hint="--metrics-port",
             )
+        check_credentials(settings.kafka)
         ensure_topics(settings.kafka, settings.topics)  # a demo on a fresh broker just works
         problems: list[TrackingError] = []
         tracker = Tracker(

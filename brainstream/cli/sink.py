@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from brainstream.settings import RetentionSettings, Settings, SinkSettings, WorkerSettings
+from schemas.config import check_credentials
 
 console = Console()
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def sink_run(
     settings, config = Settings(), SinkSettings()
     if metrics_port is not None:
         config.metrics_port = metrics_port
+    check_credentials(settings.kafka)
     sink = Sink(config, settings.kafka.librdkafka(), settings.topics, settings.postgres.conninfo)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -98,6 +100,7 @@ def dlq_inspect(
     from sinks.dlq_admin import inspect
 
     settings = Settings()
+    check_credentials(settings.kafka)
     erased = _erased(settings)
     letters = inspect(settings.kafka.librdkafka(), settings.topics.dlq, limit, erased=erased)
     if as_json:
@@ -126,6 +129,7 @@ def dlq_replay(
     from sinks.dlq_admin import resubmit
 
     settings = Settings()
+    check_credentials(settings.kafka)
     report = resubmit(
         settings.kafka.librdkafka(),
         settings.topics.dlq,
@@ -193,6 +197,7 @@ def erase_user(
     erase_user_aggregates = importlib.import_module("streams.erasure").erase_user_aggregates
     projection = WorkerSettings().projection
     settings = Settings()
+    check_credentials(settings.kafka)  # before the database changes: publishing must work
 
     def aggregates(conn: psycopg.Connection[Any], user: str) -> None:
         erase_user_aggregates(conn, user, projection=projection, topic=settings.topics.events)

@@ -12,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 
 from brainstream.settings import Settings, WorkerSettings
+from schemas.config import check_credentials
 
 console = Console()
 aggregates_app = typer.Typer(help="The aggregate tables: rebuild the reference, verify.")
@@ -38,6 +39,7 @@ def worker(
         config.web_port = web_port
     if config.web_enabled:
         guard_listener("worker web server", config.web_host, settings.api_token)
+    check_credentials(settings.kafka)  # aiokafka would log the refusal and fail to bootstrap
     app = create_app(
         config,
         settings.kafka,

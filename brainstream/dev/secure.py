@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ PG_ROLES = {
     "sink": "brainstream_sink",
     "worker": "brainstream_worker",
     "eraser": "brainstream_eraser",
+    "export": "brainstream_reader",
     "dashboard": "brainstream_reader",
 }
 """Login role ``bs_<kind>`` of each process kind that uses Postgres, and the group role whose
@@ -222,7 +224,8 @@ def provision(
         env = client_env(root, client_bootstrap, principal)
         if principal in PG_ROLES:
             env["BRAINSTREAM_POSTGRES_DSN"] = postgres_dsn(root, owner_dsn, principal)
-        lines = "".join(f"{k}={v}\n" for k, v in env.items())
+        # quoted: a key=value DSN has spaces, and `set -a; . file` must read it whole
+        lines = "".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items())
         _write_private(env_file(root, principal), lines)
     log(f"secure profile: one env file per principal in {env_file(root, ADMIN).parent}/")
 

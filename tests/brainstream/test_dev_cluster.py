@@ -5,12 +5,17 @@ least-privilege Postgres roles."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
+import socket
 import stat
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +23,12 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
+from pydantic import SecretStr
 
 from brainstream import dev
 from brainstream.dev import kafka, secure
 from brainstream.topic_admin import ensure_topics
+from producers import Tracker, TrackingError
 from schemas.config import TopicSettings
 from tests.fixtures.services import dev_dir_in
 
@@ -159,9 +166,83 @@ def test_secure_profile_tls_scram_acls_and_roles(dev_dir: Path) -> None:
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(bad, connect_timeout=5).close()
 
+    # Each process refuses a wrong password with a clear error instead of waiting.
+    _refused_processes(dev_dir, boot, topics, owner)
     for env in (dev_dir / "secure" / "env").iterdir():
         assert stat.S_IMODE(env.stat().st_mode) == 0o600
+    # the printed recipe `set -a; . <file>` reads each value whole (a DSN has spaces)
+    sourced = subprocess.run(
+        ["bash", "-c", 'set -a; . "$1"; printf %s "$BRAINSTREAM_POSTGRES_DSN"', "-",
+         str(secure.env_file(dev_dir, "eraser"))],
+        capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]},
+    )  # fmt: skip
+    assert sourced.stdout == secure.postgres_dsn(dev_dir, owner, "eraser")
     _no_secret_in_any_log(dev_dir)
+
+
+def _refused_processes(dev_dir: Path, boot: str, topics: TopicSettings, owner: str) -> None:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("BRAINSTREAM_")}
+    base.update(
+        BRAINSTREAM_TOPIC_EVENTS=topics.events,
+        BRAINSTREAM_TOPIC_DLQ=topics.dlq,
+        BRAINSTREAM_TOPIC_ACCEPTED=topics.accepted,
+        BRAINSTREAM_TOPIC_ERASURES=topics.erasures,
+        BRAINSTREAM_WORKER_DATA_DIR=str(dev_dir / "faust"),
+        BRAINSTREAM_WORKER_WEB_PORT=str(_free_port()),
+        BRAINSTREAM_EXPORT_OUTPUT_DIR=str(dev_dir / "exports"),
+    )
+    commands = {
+        "sink": ["sink"],
+        "worker": ["worker"],
+        "sdk": ["produce", "--rate", "10", "--duration", "1"],
+        "eraser": ["erase-user", "user-refused"],
+        "export": ["export", "run", "refused", "--no-progress"],
+    }
+    started, running = time.monotonic(), {}
+    for kind, args in commands.items():
+        env = {**base, **secure.client_env(dev_dir, boot, kind)}
+        env["BRAINSTREAM_KAFKA_SASL_PASSWORD"] = "wrong-" + uuid.uuid4().hex
+        if kind in secure.PG_ROLES:
+            env["BRAINSTREAM_POSTGRES_DSN"] = secure.postgres_dsn(dev_dir, owner, kind)
+        running[kind] = subprocess.Popen(
+            [sys.executable, "-m", "brainstream.cli", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    for kind, proc in running.items():
+        out, err = proc.communicate(timeout=60)
+        # one line naming the principal and the settings, exit 2 (an operator's error)
+        assert proc.returncode == 2, f"{kind} exited {proc.returncode}:\n{(out + err)[-3000:]}"
+        line = err.strip().splitlines()[-1]
+        assert line.startswith(f"error: Kafka refused the credentials of principal '{kind}'")
+        assert "BRAINSTREAM_KAFKA_SASL_PASSWORD" in line, line
+        assert "wrong-" not in out + err  # the password is never echoed
+    assert time.monotonic() - started < 30  # at once, not librdkafka's 30 s metadata timeout
+    with psycopg.connect(owner) as conn:  # the eraser stopped before touching the database
+        assert conn.execute("SELECT count(*) FROM erased_users").fetchone() == (0,)
+
+    # The SDK never raises into the host: it reports the refusal and keeps the events.
+    problems: list[TrackingError] = []
+    sdk = secure.kafka_settings(dev_dir, boot, "sdk").model_copy(
+        update={"sasl_password": SecretStr("wrong")}
+    )
+    with _captured_logs() as records:
+        tracker = Tracker(
+            sdk,
+            topic=topics.events,
+            source="pw",
+            spool_dir=dev_dir / "spool",
+            on_error=problems.append,
+        )
+        tracker.track("page_view", "user-1", path="/x")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not _refusals(records):
+            time.sleep(0.2)
+        stats = tracker.close(5)
+    assert _refusals(records), [r.getMessage() for r in records]
+    assert stats.tracked == 1 and stats.dropped == 0 and stats.delivered == 0
 
 
 def _read(conf: dict[str, Any], topic: str) -> int | None:
@@ -178,6 +259,8 @@ def _read(conf: dict[str, Any], topic: str) -> int | None:
             if message is None:
                 continue
             error = message.error()
+            if error is not None and error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+                continue  # a principal without this group: its fetch answers for the topic
             return None if error is None else int(error.code())
         raise AssertionError(f"nothing read from {topic} within 15 s")
     finally:
@@ -197,3 +280,34 @@ def _no_secret_in_any_log(dev_dir: Path) -> None:
         text = path.read_bytes()
         for secret_value in secrets_:
             assert secret_value.encode() not in text, f"a secret is in {path}"
+
+
+def _refusals(records: list[logging.LogRecord]) -> list[str]:
+    return [
+        r.getMessage()
+        for r in records
+        if "refused the credentials of principal 'sdk'" in r.getMessage()
+        and "BRAINSTREAM_KAFKA_SASL_PASSWORD" in r.getMessage()
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _captured_logs() -> Iterator[list[logging.LogRecord]]:
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler, logger = Keep(), logging.getLogger("brainstream.producers")
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
