@@ -257,14 +257,13 @@ def worker_only(
                 table: scalar(conn, query)
                 for table, query in (
                     ("agg_type_buckets", "SELECT count(*) FROM agg_type_buckets"),
-                    ("agg_user_buckets", "SELECT count(*) FROM agg_user_buckets"),
-                    ("agg_user_totals", "SELECT count(*) FROM agg_user_totals"),
+                    ("agg_user_days", "SELECT count(*) FROM agg_user_days"),
                 )
             }
             size = scalar(
                 conn,
                 "SELECT sum(pg_total_relation_size(c)) FROM unnest(ARRAY['agg_type_buckets',"
-                " 'agg_user_buckets', 'agg_user_totals']::regclass[]) AS c",
+                " 'agg_user_days']::regclass[]) AS c",
             )
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     finally:

@@ -14,9 +14,9 @@ from typing import Final
 from psycopg import sql
 
 from eventlog.db import Connection
-from schemas.db import TYPE_BUCKETS_TABLE, USER_BUCKETS_TABLE, USER_TOTALS_TABLE
+from schemas.db import TYPE_BUCKETS_TABLE, USER_DAYS_TABLE
 
-TABLES: Final = (TYPE_BUCKETS_TABLE, USER_BUCKETS_TABLE, USER_TOTALS_TABLE)
+TABLES: Final = (TYPE_BUCKETS_TABLE, USER_DAYS_TABLE)
 _PRIVILEGES: Final = frozenset(
     {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN"}
 )

@@ -4,13 +4,13 @@ The caller (``brainstream erase-user``) holds the exclusive erasure lock, so no 
 in flight; workers drop the user's later events because they read ``erased_users`` under the
 shared lock. Call it BEFORE the user's raw rows are deleted (same transaction):
 
-- hour and day buckets: the user's ``agg_user_buckets`` rows are deleted and their events and
-  one distinct user subtracted from the per-type buckets they fall in;
+- hour and day buckets: the user's ``agg_user_days`` rows are deleted, and their events (per
+  hour of the day from the row's hour counts, per day from its total) and one distinct user
+  subtracted from the per-type buckets they fall in;
 - minute buckets keep no per-user rows: the user's events per minute and type are counted from
   the raw rows the workers have applied, i.e. those whose source offset is below their
   partition's fence (``stream_offsets``; rows the workers have not applied yet were never
   counted, and the workers will now skip them as erased);
-- lifetime totals are deleted.
 
 Buckets left empty are deleted, as a rebuild would not produce them.
 """
@@ -26,13 +26,19 @@ from schemas.topics import EVENTS
 
 _SUBTRACT = """
 WITH u AS (
-    DELETE FROM agg_user_buckets WHERE user_id = %s
-    RETURNING granularity, bucket, event_type, event_count
+    DELETE FROM agg_user_days WHERE user_id = %s
+    RETURNING event_type, day::timestamp AT TIME ZONE 'UTC' AS day, hours, event_count
+), b AS (
+    SELECT 'day' AS granularity, u.day AS bucket, u.event_type, u.event_count AS n FROM u
+    UNION ALL
+    SELECT 'hour', u.day + (z.k - 1) * interval '1 hour', u.event_type, z.e
+    FROM u, unnest(u.hours) WITH ORDINALITY AS z(e, k)
+    WHERE z.e > 0
 )
 UPDATE agg_type_buckets a
-SET event_count = a.event_count - u.event_count, distinct_users = a.distinct_users - 1
-FROM u
-WHERE a.granularity = u.granularity AND a.bucket = u.bucket AND a.event_type = u.event_type
+SET event_count = a.event_count - b.n, distinct_users = a.distinct_users - 1
+FROM b
+WHERE a.granularity = b.granularity AND a.bucket = b.bucket AND a.event_type = b.event_type
 """
 _APPLIED_MINUTES: Final = """
 SELECT date_trunc('minute', e.occurred_at, 'UTC'), e.event_type, count(*)
@@ -86,4 +92,3 @@ def erase_user_aggregates(
             ([b for b, _ in keys], [t for _, t in keys], [minutes[k] for k in keys]),
         )
     conn.execute(_DROP_EMPTY)
-    conn.execute("DELETE FROM agg_user_totals WHERE user_id = %s", (user_id,))

@@ -4,16 +4,18 @@ Input: the columns of an :class:`schemas.accepted.AcceptedBatch` (already past t
 users removed). Output: what the batch adds to each aggregate table:
 
 - ``type_counts``: events per (granularity, bucket, type), minute, hour and day;
-- ``user_buckets``: per (granularity, bucket, user, type), hour and day: events, first and last
-  seen (the membership behind the exact distinct users per hour and day);
-- ``user_totals``: per (user, type): events, first and last seen.
+- ``user_days``: per (user, type, UTC day): events per hour of the day (24 counts), events,
+  first and last seen (the membership behind the exact distinct users per hour and day, the
+  per-user hour and day counts, and, summed over days, the per-user totals).
 
 Distinct users per hour/day cannot be decided here (whether a user was already counted in a
-bucket is in the database): the writer adds one per user-bucket row it newly inserts.
+bucket is in the database): the writer adds one per user-day row it newly inserts, and one per
+hour whose count in the stored row equals this delta's.
 
-The loop touches two dictionaries per event (minute per type; hour per user and type); the hour,
-day and total rows are derived from those, so a batch's cost grows with its distinct keys, not
-its events. Times are integers (microseconds since the epoch, UTC) until the writer.
+Per event, only C-level counting and sorting run (events per minute and type; per user, type
+and hour; per user, type and day; earliest and latest per user, type and day); the one Python
+loop runs over the (type, minute) keys. Times are integers (microseconds since the epoch, UTC)
+all the way to the database.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 from schemas.accepted import AcceptedBatch
 
@@ -30,14 +31,11 @@ MINUTE_US = 60_000_000
 HOUR_US = 60 * MINUTE_US
 DAY_US = 24 * HOUR_US
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-K = TypeVar("K")
 
-UserBucketKey = tuple[str, int, str, str]
-"""(granularity, bucket start in microseconds, user_id, event_type)"""
+UserDayKey = tuple[str, str, int]
+"""(user_id, event_type, UTC day start in microseconds)"""
 TypeBucketKey = tuple[str, int, str]
 """(granularity, bucket start in microseconds, event_type)"""
-UserTotalKey = tuple[str, str]
-"""(user_id, event_type)"""
 
 
 def to_datetime(us: int) -> datetime:
@@ -50,29 +48,35 @@ def to_us(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
-@dataclass(slots=True)
-class Seen:
-    """Events of one key, and their earliest and latest times (microseconds)."""
+UserHourKey = tuple[str, str, int]
+"""(user_id, event_type, hour number since the epoch, UTC)"""
 
+
+@dataclass(slots=True)
+class Day:
+    """One user's events of one type on one UTC day: per hour of the day, and their earliest
+    and latest times (microseconds)."""
+
+    hours: list[int]
     count: int
     first: int
     last: int
 
-    def merge(self, other: Seen) -> None:
-        self.count += other.count
-        if other.first < self.first:
-            self.first = other.first
-        if other.last > self.last:
-            self.last = other.last
-
 
 @dataclass(slots=True)
 class Deltas:
-    """What a batch adds to the aggregate tables."""
+    """What a batch adds to the aggregate tables.
+
+    The user-day rows are kept as columns keyed alike (``day_counts``, ``first``, ``last``, all
+    keyed by :data:`UserDayKey`) plus the events per user, type and hour (``hour_counts``), which
+    is how the fold computes them and how the writer sends them; :attr:`user_days` assembles
+    them into rows."""
 
     type_counts: dict[TypeBucketKey, int] = field(default_factory=dict)
-    user_buckets: dict[UserBucketKey, Seen] = field(default_factory=dict)
-    user_totals: dict[UserTotalKey, Seen] = field(default_factory=dict)
+    hour_counts: dict[UserHourKey, int] = field(default_factory=dict)
+    day_counts: dict[UserDayKey, int] = field(default_factory=dict)
+    first: dict[UserDayKey, int] = field(default_factory=dict)
+    last: dict[UserDayKey, int] = field(default_factory=dict)
     events: int = 0
 
     def __bool__(self) -> bool:
@@ -80,7 +84,15 @@ class Deltas:
 
     def rows(self) -> int:
         """Aggregate rows this delta touches (upserts)."""
-        return len(self.type_counts) + len(self.user_buckets) + len(self.user_totals)
+        return len(self.type_counts) + len(self.day_counts)
+
+    @property
+    def user_days(self) -> dict[UserDayKey, Day]:
+        """The user-day rows, each with its 24 hour counts."""
+        out = {k: Day([0] * 24, n, self.first[k], self.last[k]) for k, n in self.day_counts.items()}
+        for (user, kind, hour), n in self.hour_counts.items():
+            out[(user, kind, hour // 24 * DAY_US)].hours[hour % 24] = n
+        return out
 
 
 def fold_columns(types: Sequence[str], users: Sequence[str], times_us: Sequence[int]) -> Deltas:
@@ -88,20 +100,20 @@ def fold_columns(types: Sequence[str], users: Sequence[str], times_us: Sequence[
     out = Deltas(events=len(types))
     if not types:
         return out
+    hours = [t // HOUR_US for t in times_us]
     minutes = Counter(zip(types, [t // MINUTE_US for t in times_us], strict=True))
-    hours: dict[tuple[str, str, int], list[int]] = {}
-    get = hours.get
-    for kind, user, at in zip(types, users, times_us, strict=True):
-        key = (user, kind, at // HOUR_US)
-        seen = get(key)
-        if seen is None:
-            hours[key] = [1, at, at]
-        else:
-            seen[0] += 1
-            if at < seen[1]:
-                seen[1] = at
-            elif at > seen[2]:
-                seen[2] = at
+    out.hour_counts = Counter(zip(users, types, hours, strict=True))
+    keys = list(zip(users, types, [h // 24 * DAY_US for h in hours], strict=True))
+    out.day_counts = Counter(keys)
+    # Earliest and latest time per user-day key: a dict built from (key, time) pairs keeps each
+    # key's last value, so pairs fed in time order keep the latest, in reverse order the earliest.
+    order = sorted(range(len(keys)), key=times_us.__getitem__)
+    in_order = [keys[i] for i in order]
+    times = [times_us[i] for i in order]
+    out.last = dict(zip(in_order, times, strict=True))
+    in_order.reverse()
+    times.reverse()
+    out.first = dict(zip(in_order, times, strict=True))
     counts = out.type_counts
     for (kind, minute), n in minutes.items():
         start = minute * MINUTE_US
@@ -111,21 +123,7 @@ def fold_columns(types: Sequence[str], users: Sequence[str], times_us: Sequence[
             ("day", start - start % DAY_US, kind),
         ):
             counts[bucket] = counts.get(bucket, 0) + n
-    buckets, totals = out.user_buckets, out.user_totals
-    for (user, kind, hour), (n, first, last) in hours.items():
-        start = hour * HOUR_US
-        buckets[("hour", start, user, kind)] = Seen(n, first, last)
-        _merge(buckets, ("day", start - start % DAY_US, user, kind), n, first, last)
-        _merge(totals, (user, kind), n, first, last)
     return out
-
-
-def _merge(table: dict[K, Seen], key: K, n: int, first: int, last: int) -> None:
-    seen = table.get(key)
-    if seen is None:
-        table[key] = Seen(n, first, last)
-    else:
-        seen.merge(Seen(n, first, last))
 
 
 def fold(batch: AcceptedBatch, skip_users: frozenset[str] | set[str] = frozenset()) -> Deltas:

@@ -35,8 +35,8 @@ class WorkerMetrics:
             ["error"],
             registry=r,
         )
-        self.new_user_buckets = Counter(
-            "brainstream_worker_new_user_buckets", "User-bucket rows created.", registry=r
+        self.new_user_days = Counter(
+            "brainstream_worker_new_user_days", "User-day rows created.", registry=r
         )
         self.batch_seconds = Histogram(
             "brainstream_worker_batch_seconds",
@@ -65,6 +65,6 @@ class WorkerMetrics:
         self.events.labels("counted").inc(result.counted)
         self.events.labels("below_fence").inc(result.below_fence)
         self.events.labels("erased").inc(result.erased)
-        self.new_user_buckets.inc(result.new_user_buckets)
+        self.new_user_days.inc(result.new_user_days)
         self.rows.inc(result.rows)
         self.fence.labels(str(result.partition)).set(result.next_offset)

@@ -3,11 +3,12 @@
 A window is the last whole buckets of its granularity, the one holding ``now`` included (it is
 still filling): 5m and 1h are 5 and 60 minute buckets, 24h is 24 hour buckets, 7d is 7 UTC day
 buckets. Event counts over a window are sums of ``agg_type_buckets`` rows. Distinct users over a
-window are exact: the users whose ``last_seen`` (``agg_user_totals``, indexed) is at or after
-the window's start, i.e. who did something since then. A user's own counts over a window come
-from the raw table's ``(user_id, occurred_at)`` index, equal to the aggregates by construction
-(both hold exactly what the sink stored). The dashboard charts these same windows, so a label
-means the same numbers everywhere.
+window are exact: the users with a ``agg_user_days`` row whose ``last_seen`` is at or after the
+window's start, i.e. who did something since then (only the rows of the window's UTC days are
+read, through the index on ``day``). A user's lifetime totals are the sums of their day rows.
+A user's own counts over a window come from the raw table's ``(user_id, occurred_at)`` index,
+equal to the aggregates by construction (both hold exactly what the sink stored). The dashboard
+charts these same windows, so a label means the same numbers everywhere.
 """
 
 from __future__ import annotations
@@ -86,13 +87,14 @@ _TYPES = """
 SELECT c.event_type, c.events, coalesce(u.users, 0)
 FROM (SELECT event_type, sum(event_count)::bigint AS events FROM agg_type_buckets
       WHERE granularity = %(g)s AND bucket >= %(lo)s AND bucket < %(hi)s GROUP BY 1) c
-LEFT JOIN (SELECT event_type, count(*) AS users FROM agg_user_totals
-           WHERE last_seen >= %(lo)s GROUP BY 1) u
+LEFT JOIN (SELECT event_type, count(DISTINCT user_id) AS users FROM agg_user_days
+           WHERE day >= (%(lo)s AT TIME ZONE 'UTC')::date AND last_seen >= %(lo)s GROUP BY 1) u
 USING (event_type)
 ORDER BY c.events DESC, c.event_type
 """
 _ALL_USERS = """
-SELECT count(DISTINCT user_id) FROM agg_user_totals WHERE last_seen >= %(lo)s
+SELECT count(DISTINCT user_id) FROM agg_user_days
+WHERE day >= (%(lo)s AT TIME ZONE 'UTC')::date AND last_seen >= %(lo)s
 """
 _USER = """
 SELECT event_type, count(*), min(occurred_at), max(occurred_at)
@@ -101,8 +103,8 @@ WHERE user_id = %(u)s AND occurred_at >= %(lo)s AND occurred_at < %(hi)s
 GROUP BY 1 ORDER BY 1
 """
 _TOTALS = """
-SELECT event_type, event_count, first_seen, last_seen FROM agg_user_totals
-WHERE user_id = %s ORDER BY 1
+SELECT event_type, sum(event_count)::int8, min(first_seen), max(last_seen) FROM agg_user_days
+WHERE user_id = %s GROUP BY 1 ORDER BY 1
 """
 
 

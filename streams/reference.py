@@ -1,6 +1,6 @@
 """The reference: every aggregate recomputed by SQL from ``analytics_events``, and the check
 that the streamed tables equal it (tolerance 0, every bucket of every granularity: type buckets
-per minute/hour/day with exact distinct users per hour/day, user buckets per hour/day, totals).
+per minute/hour/day with exact distinct users per hour/day, user days with their hour counts).
 
 ``rebuild`` fills the ``*_rebuilt`` tables; ``verify`` rebuilds and compares in one
 REPEATABLE READ transaction, so both sides are read from the same snapshot. The comparison is
@@ -16,6 +16,10 @@ from psycopg import sql
 
 from eventlog.db import Connection
 
+_HOURS: Final = ", ".join(
+    f"count(*) FILTER (WHERE extract(hour FROM e.occurred_at AT TIME ZONE 'UTC') = {h})"
+    for h in range(24)
+)
 _REFERENCE: Final[dict[str, str]] = {
     "agg_type_buckets": """
         SELECT g.granularity, date_trunc(g.granularity, e.occurred_at, 'UTC'), e.event_type,
@@ -25,28 +29,20 @@ _REFERENCE: Final[dict[str, str]] = {
         CROSS JOIN (VALUES ('minute'), ('hour'), ('day')) AS g(granularity)
         WHERE NOT EXISTS (SELECT FROM erased_users x WHERE x.user_id = e.user_id)
         GROUP BY 1, 2, 3""",
-    "agg_user_buckets": """
-        SELECT g.granularity, date_trunc(g.granularity, e.occurred_at, 'UTC'), e.user_id,
-               e.event_type, count(*), min(e.occurred_at), max(e.occurred_at)
-        FROM analytics_events e
-        CROSS JOIN (VALUES ('hour'), ('day')) AS g(granularity)
-        WHERE NOT EXISTS (SELECT FROM erased_users x WHERE x.user_id = e.user_id)
-        GROUP BY 1, 2, 3, 4""",
-    "agg_user_totals": """
-        SELECT e.user_id, e.event_type, count(*), min(e.occurred_at), max(e.occurred_at)
+    "agg_user_days": f"""
+        SELECT e.user_id, e.event_type, (e.occurred_at AT TIME ZONE 'UTC')::date,
+               ARRAY[{_HOURS}]::int4[], count(*), min(e.occurred_at), max(e.occurred_at)
         FROM analytics_events e
         WHERE NOT EXISTS (SELECT FROM erased_users x WHERE x.user_id = e.user_id)
-        GROUP BY 1, 2""",
+        GROUP BY 1, 2, 3""",  # noqa: S608 (_HOURS: a constant of this module)
 }
 _KEYS: Final[dict[str, tuple[str, ...]]] = {
     "agg_type_buckets": ("granularity", "bucket", "event_type"),
-    "agg_user_buckets": ("granularity", "bucket", "user_id", "event_type"),
-    "agg_user_totals": ("user_id", "event_type"),
+    "agg_user_days": ("user_id", "event_type", "day"),
 }
 _VALUES: Final[dict[str, tuple[str, ...]]] = {
     "agg_type_buckets": ("event_count", "distinct_users"),
-    "agg_user_buckets": ("event_count", "first_seen", "last_seen"),
-    "agg_user_totals": ("event_count", "first_seen", "last_seen"),
+    "agg_user_days": ("event_count", "hours", "first_seen", "last_seen"),
 }
 TABLES: Final = tuple(_REFERENCE)
 

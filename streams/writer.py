@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from eventlog import fence
@@ -23,7 +21,7 @@ from eventlog.db import Connection, erased_among
 from eventlog.offsets import admit
 from schemas.accepted import AcceptedBatch
 from schemas.db import ERASURE_LOCK_KEY
-from streams.fold import Deltas, fold, fold_columns, to_datetime
+from streams.fold import DAY_US, Deltas, fold, fold_columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +53,7 @@ class Applied:
     below_fence: int
     """Events skipped as already applied (at or below the fence)."""
     erased: int
-    new_user_buckets: int
+    new_user_days: int
     next_offset: int
     rows: int = 0
     """Aggregate rows upserted."""
@@ -63,41 +61,58 @@ class Applied:
 
 # Data-modifying CTEs always run to completion. Rows are fed in key order, so that concurrent
 # writers lock the rows they share (the type buckets) in the same order: no deadlock.
-_UPSERT = """
-WITH ub AS (
-    INSERT INTO agg_user_buckets AS a
-        (granularity, bucket, user_id, event_type, event_count, first_seen, last_seen)
-    SELECT * FROM unnest(%b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::int8[],
-                         %b::timestamptz[], %b::timestamptz[])
-    ON CONFLICT (user_id, granularity, bucket, event_type) DO UPDATE SET
+# A user-day row holds 24 hour counts; ``hours`` arrives flat (24 per row, sliced by ordinality)
+# and adds element by element (24 subscripts and sums in C: no set-returning subquery per row).
+# Times arrive as microseconds since the epoch and days as days since it (integers convert in
+# C on both sides; exact: no float on the way).
+# A user is new in an hour bucket exactly when the stored count of that hour, after the upsert,
+# equals this delta's count (counts only grow), and new in a day bucket when the row is new.
+_HOURS_SUM = ", ".join(f"a.hours[{k}] + EXCLUDED.hours[{k}]" for k in range(1, 25))
+_UPSERT = f"""
+WITH d AS (
+    SELECT x.user_id, x.event_type, date '1970-01-01' + x.day AS day,
+           f.h[x.i * 24 - 23 : x.i * 24] AS hours, x.n,
+           timestamptz 'epoch' + x.fs * interval '1 microsecond' AS fs,
+           timestamptz 'epoch' + x.ls * interval '1 microsecond' AS ls
+    FROM unnest(%b::text[], %b::text[], %b::int4[], %b::int8[], %b::int8[], %b::int8[])
+         WITH ORDINALITY AS x(user_id, event_type, day, n, fs, ls, i),
+         (SELECT %b::int4[] AS h) AS f
+), ud AS (
+    INSERT INTO agg_user_days AS a
+        (user_id, event_type, day, hours, event_count, first_seen, last_seen)
+    SELECT user_id, event_type, day, hours, n, fs, ls FROM d
+    ON CONFLICT (user_id, event_type, day) DO UPDATE SET
+        hours = ARRAY[{_HOURS_SUM}],
         event_count = a.event_count + EXCLUDED.event_count,
         first_seen = LEAST(a.first_seen, EXCLUDED.first_seen),
         last_seen = GREATEST(a.last_seen, EXCLUDED.last_seen)
-    RETURNING a.granularity, a.bucket, a.event_type, (a.xmax = 0) AS fresh
+    RETURNING a.user_id, a.event_type, a.day, a.hours, (a.xmax = 0) AS fresh
 ), fresh AS (
-    SELECT granularity, bucket, event_type, count(*) FILTER (WHERE fresh) AS users
-    FROM ub GROUP BY 1, 2, 3
-), ut AS (
-    INSERT INTO agg_user_totals AS a (user_id, event_type, event_count, first_seen, last_seen)
-    SELECT * FROM unnest(%b::text[], %b::text[], %b::int8[], %b::timestamptz[],
-                         %b::timestamptz[])
-    ON CONFLICT (user_id, event_type) DO UPDATE SET
-        event_count = a.event_count + EXCLUDED.event_count,
-        first_seen = LEAST(a.first_seen, EXCLUDED.first_seen),
-        last_seen = GREATEST(a.last_seen, EXCLUDED.last_seen)
+    SELECT 'hour' AS granularity,
+           (ud.day::timestamp AT TIME ZONE 'UTC') + (z.k - 1) * interval '1 hour' AS bucket,
+           ud.event_type, count(*) AS users
+    FROM ud JOIN d USING (user_id, event_type, day),
+         unnest(d.hours) WITH ORDINALITY AS z(e, k)
+    WHERE z.e > 0 AND ud.hours[z.k] = z.e
+    GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT 'day', ud.day::timestamp AT TIME ZONE 'UTC', ud.event_type,
+           count(*) FILTER (WHERE ud.fresh)
+    FROM ud GROUP BY 1, 2, 3
 )
 INSERT INTO agg_type_buckets AS a (granularity, bucket, event_type, event_count, distinct_users)
 SELECT t.granularity, t.bucket, t.event_type, t.n,
        CASE WHEN t.granularity = 'minute' THEN NULL ELSE coalesce(f.users, 0) END
-FROM unnest(%b::text[], %b::timestamptz[], %b::text[], %b::int8[])
-    AS t(granularity, bucket, event_type, n)
+FROM (SELECT g AS granularity, timestamptz 'epoch' + b * interval '1 microsecond' AS bucket,
+             event_type, n
+      FROM unnest(%b::text[], %b::int8[], %b::text[], %b::int8[]) AS u(g, b, event_type, n)) t
 LEFT JOIN fresh f USING (granularity, bucket, event_type)
 ORDER BY 1, 2, 3
 ON CONFLICT (granularity, bucket, event_type) DO UPDATE SET
     event_count = a.event_count + EXCLUDED.event_count,
     distinct_users = a.distinct_users + EXCLUDED.distinct_users
-RETURNING (SELECT count(*) FILTER (WHERE fresh) FROM ub)
-"""
+RETURNING (SELECT count(*) FILTER (WHERE fresh) FROM ud)
+"""  # noqa: S608 (_HOURS_SUM: a constant of this module)
 
 
 def fold_partition(topic: str, partition: int, batches: Sequence[AcceptedBatch]) -> PartitionBatch:
@@ -137,7 +152,7 @@ def apply_batch(conn: Connection, projection: str, batch: PartitionBatch) -> App
         counted=deltas.events,
         below_fence=total - kept,
         erased=kept - deltas.events,
-        new_user_buckets=new_rows,
+        new_user_days=new_rows,
         next_offset=position,
         rows=deltas.rows(),
     )
@@ -156,27 +171,29 @@ def _fold_kept(batches: Sequence[AcceptedBatch], erased: set[str]) -> Deltas:
     return fold_columns(types, users, times)
 
 
-@lru_cache(maxsize=4096)
-def _moment(us: int) -> datetime:
-    return to_datetime(us)
-
-
 def upsert(conn: Connection, deltas: Deltas) -> int:
-    """Add ``deltas`` to the aggregate tables; returns how many user-bucket rows are new."""
+    """Add ``deltas`` to the aggregate tables; returns how many user-day rows are new."""
     if not deltas:
         return 0
-    m, d = _moment, to_datetime
-    ub = sorted(deltas.user_buckets.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1]))
-    ut = sorted(deltas.user_totals.items())
+    keys = sorted(deltas.day_counts)
+    index = {k: i for i, k in enumerate(keys)}
+    hours = [0] * (24 * len(keys))
+    for (user, kind, hour), n in deltas.hour_counts.items():
+        hours[index[(user, kind, hour // 24 * DAY_US)] * 24 + hour % 24] = n
+    counts, first, last = deltas.day_counts, deltas.first, deltas.last
     tb = sorted(deltas.type_counts.items())
     params: list[Any] = [
-        *_columns([(g, m(b), u, t, s.count, d(s.first), d(s.last)) for (g, b, u, t), s in ub], 7),
-        *_columns([(u, t, s.count, d(s.first), d(s.last)) for (u, t), s in ut], 5),
-        *_columns([(g, m(b), t, n) for (g, b, t), n in tb], 4),
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] // DAY_US for k in keys],
+        [counts[k] for k in keys],
+        [first[k] for k in keys],
+        [last[k] for k in keys],
+        hours,
+        [k[0] for k, _ in tb],
+        [k[1] for k, _ in tb],
+        [k[2] for k, _ in tb],
+        [n for _, n in tb],
     ]
     rows = conn.execute(_UPSERT, params).fetchall()
     return int(rows[0][0]) if rows else 0
-
-
-def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]

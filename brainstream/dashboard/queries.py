@@ -3,8 +3,8 @@ lifetime per-type counts come from ``streams.queries`` and the raw timeline from
 
 Windows are those of :mod:`streams.queries`: a whole number of buckets ending with the current
 (partial) bucket, so their sums are exactly the sums of the aggregate rows, and distinct users
-are the users whose ``last_seen`` is at or after the window's start (exact, from the indexed
-``agg_user_totals``: a distinct count cannot be summed over buckets).
+are the users whose ``last_seen`` is at or after the window's start (exact, from the rows of
+``agg_user_days`` for the window's days: a distinct count cannot be summed over buckets).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Final
 from psycopg import sql
 
 from eventlog.db import Connection
-from schemas.db import TYPE_BUCKETS_TABLE, USER_TOTALS_TABLE
+from schemas.db import TYPE_BUCKETS_TABLE, USER_DAYS_TABLE
 from streams.buckets import STEP, Granularity, truncate
 from streams.errors import UnknownWindow
 from streams.queries import UserCount, user_totals
@@ -139,9 +139,10 @@ _EVENTS = sql.SQL(
 ).format(types=sql.Identifier(TYPE_BUCKETS_TABLE), range=_RANGE)
 # One scan for both: per type, and overall (the empty grouping set, event_type NULL).
 _DISTINCT = sql.SQL(
-    "SELECT event_type, count(DISTINCT user_id) FROM {users} WHERE last_seen >= %(start)s"
+    "SELECT event_type, count(DISTINCT user_id) FROM {users}"
+    " WHERE day >= (%(start)s AT TIME ZONE 'UTC')::date AND last_seen >= %(start)s"
     " GROUP BY GROUPING SETS ((event_type), ())"
-).format(users=sql.Identifier(USER_TOTALS_TABLE))
+).format(users=sql.Identifier(USER_DAYS_TABLE))
 
 
 def _params(w: ChartWindow, now: datetime) -> dict[str, Any]:
@@ -155,8 +156,8 @@ def event_totals(conn: Connection, w: ChartWindow, now: datetime) -> dict[str, i
 
 
 def distinct_users(conn: Connection, w: ChartWindow, now: datetime) -> Distinct:
-    """Exact distinct users over the window (one index range of ``agg_user_totals.last_seen``:
-    a row per user and type seen since the window's start)."""
+    """Exact distinct users over the window (one index range of ``agg_user_days.day``:
+    the rows of the days the window spans, those with last_seen since its start)."""
     per_type, overall = {}, 0
     for event_type, users in conn.execute(_DISTINCT, _params(w, now)):
         if event_type is None:
@@ -178,5 +179,5 @@ def top(w: ChartWindow, now: datetime, events: dict[str, int], users: Distinct) 
 
 # -- users ----------------------------------------------------------------------------------
 def user_counts(conn: Connection, user_id: str) -> list[UserCount]:
-    """The user's lifetime events per type (``agg_user_totals``), most frequent first."""
+    """The user's lifetime events per type (sums of ``agg_user_days``), most frequent first."""
     return sorted(user_totals(conn, user_id), key=lambda c: (-c.events, c.event_type))

@@ -145,8 +145,8 @@ def test_secure_profile_tls_scram_acls_and_roles(dev_dir: Path) -> None:
     owner = services.postgres_dsn
     probes = {
         "sink": ("SELECT count(*) FROM analytics_events", "DELETE FROM analytics_events"),
-        "worker": ("SELECT count(*) FROM agg_user_totals", "DELETE FROM analytics_events"),
-        "eraser": ("SELECT count(*) FROM erased_users", "TRUNCATE agg_user_totals"),
+        "worker": ("SELECT count(*) FROM agg_user_days", "DELETE FROM analytics_events"),
+        "eraser": ("SELECT count(*) FROM erased_users", "TRUNCATE agg_user_days"),
         "dashboard": (
             "SELECT count(*) FROM agg_type_buckets",
             "INSERT INTO erased_users (user_id) VALUES ('x')",

@@ -116,7 +116,10 @@ def test_rebuilt_aggregates_equal_the_reference_and_replace_the_live_tables(
     produce(kafka_settings, topics.accepted, [b"not a batch"])
     with psycopg.connect(pg_schema.conninfo, autocommit=True) as conn:
         conn.execute("INSERT INTO erased_users (user_id) VALUES ('user-3')")
-        conn.execute("INSERT INTO agg_user_totals VALUES ('stale-user', 'login', 99, now(), now())")
+        conn.execute(
+            "INSERT INTO agg_user_days VALUES"
+            " ('stale-user', 'login', current_date, array_fill(0, ARRAY[24]), 99, now(), now())"
+        )
         conn.execute("INSERT INTO agg_type_buckets VALUES ('day', '2026-01-01', 'login', 123, 1)")
         grants_before = _grants(conn, pg_schema.name)
     assert grants_before, "the migrations grant the worker and eraser roles"
@@ -150,21 +153,21 @@ def test_rebuilt_aggregates_equal_the_reference_and_replace_the_live_tables(
     with psycopg.connect(pg_schema.conninfo) as conn:
         report = verify(conn)
         assert report.ok, report.samples
-        assert report.rows["agg_user_totals"] > 0
+        assert report.rows["agg_user_days"] > 0
         row = conn.execute(_DAY_TOTAL).fetchone()
-        users = conn.execute("SELECT count(DISTINCT user_id) FROM agg_user_totals").fetchone()
+        users = conn.execute("SELECT count(DISTINCT user_id) FROM agg_user_days").fetchone()
     assert row is not None and row[0] == kept
     assert users == (40 - 2,)
     # Readers saw the old tables, then the new ones: never anything in between.
     assert watcher.seen == {123, row[0]} and watcher.samples > 20
     with psycopg.connect(pg_schema.conninfo) as conn:
-        stale = conn.execute("SELECT count(*) FROM agg_user_totals WHERE user_id = 'stale-user'")
+        stale = conn.execute("SELECT count(*) FROM agg_user_days WHERE user_id = 'stale-user'")
         assert stale.fetchone() == (0,)
         assert _grants(conn, pg_schema.name) == grants_before
         indexes = {r[0] for r in conn.execute(
             "SELECT indexname FROM pg_indexes WHERE schemaname = %s", (pg_schema.name,)
         )}  # fmt: skip
-        assert "agg_user_totals_last_seen" in indexes
+        assert "agg_user_days_day" in indexes
         shadow = conn.execute(
             "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (f"{pg_schema.name}_rebuild",)
         )

@@ -58,8 +58,9 @@ def test_erase_user_deletes_rows_and_aggregates_records_and_publishes(
         wait_for(lambda: count_rows(pg_schema.conninfo) == 3)
     with psycopg.connect(pg_schema.conninfo) as conn:
         conn.execute(
-            "INSERT INTO agg_user_totals VALUES ('gone', 'login', 2, now(), now()),"
-            " ('kept', 'login', 1, now(), now())"
+            "INSERT INTO agg_user_days VALUES"
+            " ('gone', 'login', current_date, array_fill(0, ARRAY[24]), 2, now(), now()),"
+            " ('kept', 'login', current_date, array_fill(0, ARRAY[24]), 1, now(), now())"
         )
     runner = CliRunner()
     env = _env(services, topics, pg_schema)
@@ -69,7 +70,7 @@ def test_erase_user_deletes_rows_and_aggregates_records_and_publishes(
     again = runner.invoke(app, ["erase-user", "gone"], env=env)
     assert again.exit_code == 0 and "already erased" in again.output
     with psycopg.connect(pg_schema.conninfo) as conn:
-        users = conn.execute("SELECT user_id FROM agg_user_totals").fetchall()
+        users = conn.execute("SELECT DISTINCT user_id FROM agg_user_days").fetchall()
         erased = conn.execute("SELECT user_id, reason FROM erased_users").fetchall()
     assert users == [("kept",)] and erased == [("gone", "request")]
     assert count_rows(pg_schema.conninfo, "user_id = 'gone'") == 0

@@ -278,7 +278,7 @@ def test_a_mixed_version_topic_replays_from_zero_and_exports_in_the_latest_shape
     finally:
         stop(worker)
     with psycopg.connect(pg_schema.conninfo) as conn:
-        counted = conn.execute("SELECT sum(event_count) FROM agg_user_totals").fetchone()
+        counted = conn.execute("SELECT sum(event_count) FROM agg_user_days").fetchone()
         by_type = dict(
             conn.execute(
                 "SELECT event_type, sum(event_count)::int FROM agg_type_buckets"

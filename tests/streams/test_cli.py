@@ -33,7 +33,7 @@ def test_rebuild_verify_and_top(env: PgSchema) -> None:
 
     rebuilt = runner.invoke(app, ["aggregates", "rebuild"])
     assert rebuilt.exit_code == 0, rebuilt.output
-    assert "agg_user_totals_rebuilt:" in rebuilt.output
+    assert "agg_user_days_rebuilt:" in rebuilt.output
     behind = runner.invoke(app, ["aggregates", "verify", "--samples", "3"])
     assert behind.exit_code == 1 and "DIFFERENCES" in behind.output
 

@@ -49,7 +49,7 @@ def test_duplicates_and_dead_letters_are_never_counted_and_late_events_keep_thei
     with psycopg.connect(pg_schema.conninfo) as conn:
         report = verify(conn)
         assert report.ok, (report.differences, report.samples)
-        counted = conn.execute("SELECT sum(event_count) FROM agg_user_totals").fetchone()
+        counted = conn.execute("SELECT sum(event_count) FROM agg_user_days").fetchone()
         days = conn.execute(
             "SELECT sum(event_count) FROM agg_type_buckets WHERE granularity = 'hour'"
             " AND bucket < %s",

@@ -54,17 +54,16 @@ def test_fold_counts_per_bucket_user_and_type() -> None:
     assert deltas.type_counts[("minute", us["minute"], "login")] == 2
     assert deltas.type_counts[("hour", us["hour"], "login")] == 3
     assert deltas.type_counts[("day", us["day"], "search")] == 1
-    seen = deltas.user_buckets[("hour", us["hour"], "u1", "login")]
-    assert (seen.count, seen.first, seen.last) == (2, to_us(T0), to_us(later))
-    total = deltas.user_totals[("u1", "login")]
-    assert (total.count, total.first, total.last) == (2, to_us(T0), to_us(later))
-    assert not any(g == "minute" for g, *_ in deltas.user_buckets)  # no per-user minute rows
+    day = deltas.user_days[("u1", "login", us["day"])]
+    assert (day.count, day.first, day.last) == (2, to_us(T0), to_us(later))
+    assert day.hours == [0] * 12 + [2] + [0] * 11  # 12:34 and 12:36 UTC
+    assert len(deltas.user_days) == 3  # one row per user, type and day: no minute or hour rows
     assert not fold(batch([]))
 
 
 def test_fold_leaves_out_the_users_it_is_told_to_skip() -> None:
     deltas = fold(batch([("u1", "login", T0), ("gone", "login", T0)]), {"gone"})
-    assert deltas.events == 1 and set(deltas.user_totals) == {("u1", "login")}
+    assert deltas.events == 1 and {k[:2] for k in deltas.user_days} == {("u1", "login")}
 
 
 events_st = st.lists(
@@ -83,29 +82,24 @@ def _flat(d: Deltas) -> tuple[object, ...]:
     return (
         d.events,
         d.type_counts,
-        {k: (v.count, v.first, v.last) for k, v in d.user_buckets.items()},
-        {k: (v.count, v.first, v.last) for k, v in d.user_totals.items()},
+        {k: (tuple(v.hours), v.count, v.first, v.last) for k, v in d.user_days.items()},
     )
 
 
 def _reference(events: list[Event]) -> tuple[object, ...]:
     """The fold by definition, one event at a time (what the SQL reference computes)."""
     counts: dict[tuple[str, int, str], int] = {}
-    buckets: dict[tuple[str, int, str, str], tuple[int, int, int]] = {}
-    totals: dict[tuple[str, str], tuple[int, int, int]] = {}
-
-    def add(table: dict[object, tuple[int, int, int]], key: object, at: int) -> None:
-        n, first, last = table.get(key, (0, at, at))
-        table[key] = (n + 1, min(first, at), max(last, at))
-
+    days: dict[tuple[str, str, int], tuple[tuple[int, ...], int, int, int]] = {}
     for user, kind, moment in events:
         at = to_us(moment)
         for g, start in buckets_of(moment):
             counts[(g, to_us(start), kind)] = counts.get((g, to_us(start), kind), 0) + 1
-            if g != "minute":
-                add(buckets, (g, to_us(start), user, kind), at)  # type: ignore[arg-type]
-        add(totals, (user, kind), at)  # type: ignore[arg-type]
-    return (len(events), counts, buckets, totals)
+        key = (user, kind, to_us(truncate(moment, "day")))
+        hours, n, first, last = days.get(key, ((0,) * 24, 0, at, at))
+        hour = moment.astimezone(UTC).hour
+        hours = (*hours[:hour], hours[hour] + 1, *hours[hour + 1 :])
+        days[key] = (hours, n + 1, min(first, at), max(last, at))
+    return (len(events), counts, days)
 
 
 @given(events_st)
@@ -124,11 +118,16 @@ def test_a_prepared_run_of_batches_folds_as_one(events: list[Event], cut: int) -
 
 
 @given(events_st)
-def test_type_hour_and_day_counts_are_the_sums_of_user_buckets(events: list[Event]) -> None:
+def test_type_hour_and_day_counts_are_the_sums_of_user_days(events: list[Event]) -> None:
     deltas = fold(batch(events))
     sums: dict[tuple[object, ...], int] = {}
-    for (g, b, _user, kind), seen in deltas.user_buckets.items():
-        sums[(g, b, kind)] = sums.get((g, b, kind), 0) + seen.count
+    for (_user, kind, day), row in deltas.user_days.items():
+        assert row.count == sum(row.hours)
+        sums[("day", day, kind)] = sums.get(("day", day, kind), 0) + row.count
+        for h, n in enumerate(row.hours):
+            if n:
+                key = ("hour", day + h * 3_600_000_000, kind)
+                sums[key] = sums.get(key, 0) + n
     assert sums == {k: n for k, n in deltas.type_counts.items() if k[0] != "minute"}
 
 

@@ -90,7 +90,7 @@ def test_five_sigkills_mid_stream(workers: WorkerEnv, pg_schema: PgSchema) -> No
     wait_caught_up(pg_schema.conninfo, workers.topics.events, target, timeout=240)
     stop(proc)
     report = verified(pg_schema.conninfo)
-    assert report.rows["agg_user_totals"] > 1_000
+    assert report.rows["agg_user_days"] > 1_000
 
 
 def test_sigstopped_zombie_resumes_after_a_takeover(
@@ -222,10 +222,10 @@ def _table_digest(conninfo: str) -> tuple[object, ...]:
     with psycopg.connect(conninfo) as conn:
         row = conn.execute(
             "SELECT (SELECT sum(event_count) FROM agg_type_buckets),"
-            " (SELECT sum(event_count) FROM agg_user_totals),"
+            " (SELECT sum(event_count) FROM agg_user_days),"
             " (SELECT sum(distinct_users) FROM agg_type_buckets),"
-            " (SELECT sum(event_count) FROM agg_user_buckets),"
-            " (SELECT count(*) FROM agg_user_buckets)"
+            " (SELECT array_agg(hours ORDER BY user_id, event_type, day) FROM agg_user_days),"
+            " (SELECT count(*) FROM agg_user_days)"
         ).fetchone()
     assert row is not None
     return tuple(row)

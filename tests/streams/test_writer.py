@@ -100,9 +100,7 @@ def test_erasure_subtracts_a_user_and_later_events_are_dropped(pg_schema: PgSche
         assert late.erased == sum(1 for x in placed[1500:] if x.event.user_id == victim) > 0
         report = verify(conn)
         left = conn.execute(
-            "SELECT (SELECT count(*) FROM agg_user_buckets WHERE user_id = %(u)s)"
-            " + (SELECT count(*) FROM agg_user_totals WHERE user_id = %(u)s)",
-            {"u": victim},
+            "SELECT count(*) FROM agg_user_days WHERE user_id = %(u)s", {"u": victim}
         ).fetchone()
     assert report.ok, report.samples
     assert left == (0,)
@@ -128,25 +126,23 @@ def test_verify_reports_each_kind_of_difference(pg_schema: PgSchema) -> None:
             "UPDATE agg_type_buckets SET distinct_users = distinct_users + 1 WHERE ctid ="
             " (SELECT min(ctid) FROM agg_type_buckets WHERE granularity = 'hour')"
         )
+        conn.execute("DELETE FROM agg_user_days WHERE ctid = (SELECT min(ctid) FROM agg_user_days)")
         conn.execute(
-            "DELETE FROM agg_user_totals WHERE ctid = (SELECT min(ctid) FROM agg_user_totals)"
+            "INSERT INTO agg_user_days VALUES ('ghost', 'login', %s, %s, 1, %s, %s)",
+            (NOW.date(), [1] + [0] * 23, NOW, NOW),
         )
-        conn.execute(
-            "INSERT INTO agg_user_buckets VALUES ('day', %s, 'ghost', 'login', 1, %s, %s)",
-            (NOW, NOW, NOW),
+        conn.execute(  # one hour moved within its day: the day's total still agrees
+            "UPDATE agg_user_days SET hours = hours[24:24] || hours[1:23] WHERE ctid ="
+            " (SELECT max(ctid) FROM agg_user_days WHERE user_id <> 'ghost')"
         )
         conn.commit()
         report = verify(conn)
     assert not report.ok
-    assert report.differences == {
-        "agg_type_buckets": 1,
-        "agg_user_buckets": 1,
-        "agg_user_totals": 1,
-    }
-    ghost = next(d for d in report.samples if d.table == "agg_user_buckets")
+    assert report.differences == {"agg_type_buckets": 1, "agg_user_days": 3}
+    ghost = next(d for d in report.samples if d.key[0] == "ghost")
     assert ghost.rebuilt is None and ghost.streamed is not None
-    missing = next(d for d in report.samples if d.table == "agg_user_totals")
-    assert missing.streamed is None and missing.rebuilt is not None
+    missing = [d for d in report.samples if d.table == "agg_user_days" and d.streamed is None]
+    assert len(missing) == 1 and missing[0].rebuilt is not None
 
 
 def test_windows_sum_buckets_and_count_distinct_users_exactly(pg_schema: PgSchema) -> None:

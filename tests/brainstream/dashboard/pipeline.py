@@ -160,22 +160,22 @@ def end_offsets(kafka: KafkaSettings, topic: str, partitions: int) -> dict[int, 
         consumer.close()
 
 
+_HOURS = ", ".join(
+    f"count(*) FILTER (WHERE extract(hour FROM occurred_at AT TIME ZONE 'UTC') = {h})"
+    for h in range(24)
+)
 _FOLD = [
     "DELETE FROM agg_type_buckets",
-    "DELETE FROM agg_user_buckets",
-    "DELETE FROM agg_user_totals",
+    "DELETE FROM agg_user_days",
     "INSERT INTO agg_type_buckets (granularity, bucket, event_type, event_count, distinct_users)"
     " SELECT g, date_trunc(g, occurred_at, 'UTC'), event_type, count(*),"
     " CASE WHEN g = 'minute' THEN NULL ELSE count(DISTINCT user_id) END"
     " FROM analytics_events, unnest(ARRAY['minute', 'hour', 'day']) AS g GROUP BY 1, 2, 3",
-    "INSERT INTO agg_user_buckets"
-    " (granularity, bucket, user_id, event_type, event_count, first_seen, last_seen)"
-    " SELECT g, date_trunc(g, occurred_at, 'UTC'), user_id, event_type, count(*),"
-    " min(occurred_at), max(occurred_at)"
-    " FROM analytics_events, unnest(ARRAY['hour', 'day']) AS g GROUP BY 1, 2, 3, 4",
-    "INSERT INTO agg_user_totals (user_id, event_type, event_count, first_seen, last_seen)"
-    " SELECT user_id, event_type, count(*), min(occurred_at), max(occurred_at)"
-    " FROM analytics_events GROUP BY 1, 2",
+    "INSERT INTO agg_user_days"
+    " SELECT user_id, event_type, (occurred_at AT TIME ZONE 'UTC')::date,"
+    f" ARRAY[{_HOURS}]::int4[],"
+    " count(*), min(occurred_at), max(occurred_at)"
+    " FROM analytics_events GROUP BY 1, 2, 3",
 ]
 _FENCE = (
     "INSERT INTO stream_offsets (consumer_group, topic, kafka_partition, next_offset)"

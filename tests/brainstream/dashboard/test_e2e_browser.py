@@ -64,7 +64,7 @@ def _top_from_tables(conninfo: str) -> dict[str, tuple[int, int]]:
         "SELECT t.event_type, t.n, u.users FROM"
         " (SELECT event_type, sum(event_count)::bigint AS n FROM agg_type_buckets"
         "  WHERE granularity = 'minute' AND bucket >= %(since)s GROUP BY 1) AS t"
-        " JOIN (SELECT event_type, count(*) AS users FROM agg_user_totals"
+        " JOIN (SELECT event_type, count(DISTINCT user_id) AS users FROM agg_user_days"
         "  WHERE last_seen >= %(since)s GROUP BY 1) AS u"
         " USING (event_type)",
         {"since": since},
