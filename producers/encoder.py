@@ -46,6 +46,7 @@ class TypeCodec:
     )
 
     def __init__(self, cls: type[Event], source: str) -> None:
+        """Raises ``TypeError`` when ``cls.properties`` is not a :class:`Properties` model."""
         props_cls = cls.model_fields["properties"].annotation
         if not (isinstance(props_cls, type) and issubclass(props_cls, Properties)):
             raise TypeError(f"{cls.__name__}.properties is not a Properties model")
