@@ -72,11 +72,13 @@ def _write_stats() -> None:
 
 if TRACKING:
     from producers import Tracker
+    from producers.settings import SdkSettings
     from schemas.config import KafkaSettings
 
     tracker = Tracker(
         KafkaSettings(bootstrap_servers=os.environ["BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS"]),
         topic=os.environ["BENCH_WEB_TOPIC"],
+        config=SdkSettings().tracker_config(),
         source="bench-web",
         spool_dir=Path(os.environ["BENCH_WEB_SPOOL"]),
         prometheus=False,

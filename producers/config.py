@@ -46,7 +46,15 @@ class TrackerConfig(Renamed):
     """Cap of this process's spool; beyond it the oldest segment is dropped (and counted)."""
     delivery_timeout_ms: int = Field(default=30_000, ge=1_000)
     """librdkafka ``message.timeout.ms``: past it an undelivered event goes to the spool."""
-    linger_ms: int = Field(default=20, ge=0, le=5_000)
+    linger_ms: int = Field(default=200, ge=0, le=5_000)
+    """librdkafka ``linger.ms``: how long a partition's events wait to share one produce
+    request. Every request costs the host process (librdkafka's threads, a delivery-report
+    wake-up of the poller, whose callbacks take the GIL) and the broker, whatever it carries:
+    at ~800 events/s over 3 partitions, 20 ms meant ~0.16 requests per event, ~26 us of the
+    app core's CPU per event in the SDK's threads and ~0.3 ms of broker CPU per event; 200 ms
+    cut those to ~0.02 requests, ~6 us and the broker's idle level
+    (``benchmarks/web_overhead.py``, docs/producers.md). The price: an event reaches the
+    topic up to ``linger_ms`` later, and a SIGKILL loses up to that much more traffic."""
     batch_size: int = Field(default=1_000_000, ge=1_000)
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
     queue_max_messages: int = Field(default=200_000, ge=100)
