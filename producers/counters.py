@@ -26,7 +26,17 @@ class Counter:
         return int(repr(self._count)[6:-1])
 
 
-COUNTER_NAMES = ("tracked", "delivered", "invalid", "spooled", "resent", "recovered", "dropped")
+COUNTER_NAMES = (
+    "tracked",
+    "delivered",
+    "invalid",
+    "spooled",
+    "resent",
+    "recovered",
+    "dropped",
+    "filtered",
+)
+"""The counters of :class:`TrackerStats`, each exported as ``brainstream_sdk_<name>_total``."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,5 @@ class TrackerStats:
             "in_flight": self.in_flight,
             "in_spool": self.in_spool,
             "dropped_by_reason": dict(self.dropped_by_reason),
-            "filtered": self.filtered,
             "unexplained": self.unexplained,
         }

@@ -42,8 +42,12 @@ def _options(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one line."),
-    log_level: str = typer.Option(
-        "INFO", "--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL.", case_sensitive=False
+    log_level: str | None = typer.Option(
+        None,
+        "--log-level",
+        help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default INFO; the worker's default is "
+        "BRAINSTREAM_WORKER_LOG_LEVEL).",
+        case_sensitive=False,
     ),
     log_format: str = typer.Option(
         "text", "--log-format", help="text or json (one object a line)."
@@ -52,11 +56,11 @@ def _options(
     """Event-sourced analytics pipeline: SDK -> Kafka -> aggregates + Postgres."""
     global _debug
     _debug = debug
-    if log_level.upper() not in logs.LEVELS:
+    if log_level is not None and log_level.upper() not in logs.LEVELS:
         raise typer.BadParameter(f"one of {', '.join(logs.LEVELS)}", param_hint="--log-level")
     if log_format not in ("text", "json"):
         raise typer.BadParameter("text or json", param_hint="--log-format")
-    logs.configure(log_level, "json" if log_format == "json" else "text")
+    logs.configure(log_level or "INFO", "json" if log_format == "json" else "text")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 
@@ -26,9 +27,13 @@ def register(app: typer.Typer) -> None:
 
 
 def worker(
+    ctx: typer.Context,
     web_port: int | None = typer.Option(None, help="Faust web port (default 6066)."),
 ) -> None:
-    """Run an aggregate worker (a Faust worker; SIGTERM finishes the in-flight batch)."""
+    """Run an aggregate worker (a Faust worker; SIGTERM finishes the in-flight batch).
+
+    Its logs, Faust's included, follow --log-format; the level is --log-level when given,
+    else BRAINSTREAM_WORKER_LOG_LEVEL."""
     from faust.worker import Worker
 
     from brainstream.cli.access import guard_listener
@@ -47,7 +52,15 @@ def worker(
         settings.postgres.conninfo,
         api_token=settings.api_token,
     )
-    Worker(app, loglevel=config.log_level, quiet=True).execute_from_commandline()
+    if ctx.parent is None or ctx.parent.params.get("log_level") is None:
+        logging.getLogger().setLevel(config.log_level.upper())
+    # mode's Worker would otherwise dictConfig the root logger (its own colour handler in place
+    # of the one --log-format installed) and redirect stdout into the log
+    runner = Worker(app, quiet=True, override_logging=False)
+    # Faust's terminal spinner ends by writing backspaces and a show-cursor escape to stdout,
+    # terminal or not: bytes in the middle of a service's log lines
+    runner.spinner = None
+    runner.execute_from_commandline()
 
 
 def top(

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import REGISTRY, generate_latest
+
 from producers import EventRejected, Tracker, TrackingError
 
 
@@ -77,3 +79,19 @@ def test_per_type_sampling_keeps_the_given_fraction() -> None:
     assert 350 <= by_type["page_view"] <= 650  # 10 % of 5,000 (binomial, sd 21)
     assert stats.filtered == 10_000 - by_type["page_view"]
     assert stats.unexplained == 0
+
+
+def test_filtered_is_exported_to_prometheus() -> None:
+    """Sampled-out and hook-dropped calls are a counter like the others, not only in stats()."""
+    with Tracker.disabled(
+        source="prom-filtered",
+        prometheus=True,
+        sample_rates={"task_created": 0.0},
+        before_send=lambda event: None if event["properties"].get("path") == "/drop" else event,
+    ) as tracker:
+        tracker.track("task_created", "u-1", task_id="t-1", priority="high")
+        tracker.track("page_view", "u-1", path="/drop")
+        tracker.track("page_view", "u-1", path="/kept")
+        text = generate_latest(REGISTRY).decode()
+    assert 'brainstream_sdk_filtered_total{source="prom-filtered"} 2.0' in text
+    assert 'brainstream_sdk_tracked_total{source="prom-filtered"} 1.0' in text

@@ -226,10 +226,11 @@ class WorkerEnv:
             **extra,
         }
 
-    def start(self, log: Path, **extra: str) -> subprocess.Popen[bytes]:
+    def start(self, log: Path, *options: str, **extra: str) -> subprocess.Popen[bytes]:
+        """A worker logging to ``log``; ``options`` go before the command (``--log-format``)."""
         with log.open("ab") as out:
             return subprocess.Popen(
-                [sys.executable, "-m", "brainstream.cli", "worker"],
+                [sys.executable, "-m", "brainstream.cli", *options, "worker"],
                 env=self.env(**extra),
                 cwd=REPO,
                 stdout=out,
