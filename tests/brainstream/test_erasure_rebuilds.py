@@ -142,10 +142,11 @@ def test_erase_then_every_rebuild_into_a_fresh_schema_and_the_dlq_hold_no_trace(
         known = conn.execute("SELECT user_id FROM erased_users").fetchall()
     assert users == {f"user-{i}" for i in range(10)} - {ERASED}
     assert known == [(ERASED,)]  # so the live sink, restarted on it, drops E's events too
-    rows = [
-        r for f in (tmp_path / "out" / "dr").glob("*.parquet") for r in pq.read_table(f).to_pylist()
-    ]
+    dataset = tmp_path / "out" / "dr"
+    rows = pq.read_table(dataset / "events.parquet").to_pylist()
     assert len(rows) == 270 and ERASED not in {r["user_id"] for r in rows}
+    typed = [r for f in dataset.glob("*.typed.parquet") for r in pq.read_table(f).to_pylist()]
+    assert len(typed) == 270 and ERASED not in {r["user_id"] for r in typed}
 
     inspected = runner.invoke(app, ["dlq", "inspect", "--json"], env=env)
     assert inspected.exit_code == 0, inspected.output
