@@ -22,9 +22,7 @@ Per topic, in one run:
    topic. Target: >= 0.5x the floor. Its WAL bytes (``pg_current_wal_lsn`` before and after,
    this cluster serves nothing else here) and the aggregate rows it left, per event.
 3. ``peers`` (``benchmarks/peers``: an idiomatic Faust app and Quix Streams) on the random3h
-   topic, as measured for issue 12; the worker must be faster than both. ``--peer-events N``
-   runs them over the topic's first N events only (the Faust app, at about 1.2k events/s, needs
-   some 14 minutes for 1M); the figures record how many they read.
+   topic, as measured for issue 12; the worker must be faster than both.
 4. ``freshness`` at 5k events/s: produced (delivery report) -> counted (the fence of its
    partition, ``updated_at`` = ``clock_timestamp()`` of the commit, polled every 10 ms), sink
    and worker running. Target: p99 <= 2 s.
@@ -407,10 +405,8 @@ def _latencies(
 
 
 def run_dataset(
-    kafka: KafkaSettings, dsn: str, name: str, n: int, logs: Path, peer_events: int
+    kafka: KafkaSettings, dsn: str, name: str, n: int, logs: Path, with_peers: bool
 ) -> dict[str, Any]:
-    """Every figure of one topic; the peers run over its first ``peer_events`` events (0: not
-    run)."""
     topics = topic_settings(f"bench.agg.{name}.{n}")
     prefill(kafka, topics, n, DATASETS[name])
     figures: dict[str, Any] = {
@@ -419,9 +415,8 @@ def run_dataset(
     try:
         figures |= end_to_end(kafka, dsn, topics, n, logs)
         figures |= worker_only(kafka, dsn, topics, n, logs)
-        if peer_events:
-            figures["peer_events"] = peer_events
-            figures |= peers(kafka, topics.events, peer_events)
+        if with_peers:
+            figures |= peers(kafka, topics.events, n)
     finally:
         delete_topics(kafka, [topics.events, topics.dlq, topics.accepted, topics.erasures])
     floor = figures["floor_decode_only_events_per_s"]
@@ -435,9 +430,6 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100k events, 10 s freshness run")
     parser.add_argument("--no-peers", action="store_true", help="skip the peers (slow)")
     parser.add_argument(
-        "--peer-events", type=int, help="the peers read only the topic's first N events"
-    )
-    parser.add_argument(
         "--dataset", choices=sorted(DATASETS), help="one topic only, no freshness (never meets)"
     )
     args = parser.parse_args()
@@ -448,8 +440,7 @@ def main() -> None:
     figures: dict[str, Any] = {"events": n, "users": USERS, "partitions": PARTITIONS}
     for name in [args.dataset] if args.dataset else DATASETS:
         with_peers = name == "random3h" and not args.no_peers
-        peer_events = min(args.peer_events or n, n) if with_peers else 0
-        for key, value in run_dataset(kafka, dsn, name, n, logs, peer_events).items():
+        for key, value in run_dataset(kafka, dsn, name, n, logs, with_peers).items():
             figures[f"{name}_{key}"] = value
     if args.dataset:  # a development run: one topic's figures, no result file
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()})
