@@ -22,7 +22,6 @@ gets the same verdict. One setting, read by every process: ``BRAINSTREAM_FUTURE_
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,8 +35,6 @@ from schemas.codec import RecordHeaders, decode, header_mismatch
 from schemas.envelope import Event
 from schemas.errors import FieldError, InvalidEvent
 from schemas.settings import EnvSettings, Rename, deprecated
-
-log = logging.getLogger(__name__)
 
 FuturePolicy = Literal["clamp", "reject"]
 
@@ -200,7 +197,7 @@ def rejection(exc: InvalidEvent) -> Reject:
 
 
 def fault(stage: str, exc: BaseException) -> Reject:
-    """The verdict for an unexpected failure on one record at ``stage``."""
-    log.warning("record rejected at %s: %s", stage, type(exc).__name__)
+    """The verdict for an unexpected failure on one record at ``stage`` (the caller, who knows
+    the record's coordinates, logs it)."""
     error = FieldError("<event>", INTERNAL_ERROR, f"{stage} failed ({type(exc).__name__})")
     return Reject(stage, type(exc).__name__, (error,))

@@ -84,6 +84,8 @@ def to_row(record: Message, config: SinkConfig) -> Row | Rejection:
     try:
         verdict = judge(record.value(), record.headers(), timestamp_ms(record), config.acceptance)
         if isinstance(verdict, Reject):
+            if verdict.reason == INTERNAL_ERROR:
+                _log_fault(record, verdict.stage, verdict.error_class)
             return Rejection(record, verdict.stage, verdict.error_class, verdict.errors)
         return _row(record, verdict)
     except Exception as exc:
@@ -93,13 +95,7 @@ def to_row(record: Message, config: SinkConfig) -> Row | Rejection:
 def fault(record: Message, stage: str, exc: BaseException) -> Rejection:
     """A rejection for an unexpected failure on one record at ``stage`` (the exception's class
     is kept, never its message: it may quote the input)."""
-    log.warning(
-        "record %s:%s rejected at %s: %s",
-        record.partition(),
-        record.offset(),
-        stage,
-        type(exc).__name__,
-    )
+    _log_fault(record, stage, type(exc).__name__)
     error = FieldError("<event>", INTERNAL_ERROR, f"{stage} failed ({type(exc).__name__})")
     return Rejection(record, stage, type(exc).__name__, (error,))
 
@@ -149,6 +145,12 @@ def split(records: list[Message], config: SinkConfig) -> tuple[list[Row], list[R
             )
         )
     return rows, rejected
+
+
+def _log_fault(record: Message, stage: str, error_class: str) -> None:
+    log.warning(
+        "record %s:%s rejected at %s: %s", record.partition(), record.offset(), stage, error_class
+    )
 
 
 class _ModelPath(BrainstreamError):

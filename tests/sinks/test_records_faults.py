@@ -20,7 +20,7 @@ import schemas
 import schemas.acceptance
 from schemas import encode
 from sinks.config import SinkConfig
-from sinks.records import Rejection, Row, split
+from sinks.records import Rejection, Row, split, to_row
 from tests.fixtures.custom import meter_registered
 from tests.fixtures.samples import sample_event
 from tests.sinks.conftest import message
@@ -227,3 +227,17 @@ def test_any_value_in_any_field_ends_as_a_row_or_a_named_rejection(
     for letter in rejected:
         assert isinstance(letter, Rejection) and letter.stage in ("decode", "validate")
         assert letter.errors and all(e.field and e.rule for e in letter.errors)
+
+
+def test_a_fault_is_logged_with_the_record_coordinates(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(_value: Any) -> Any:
+        raise RecursionError("deep")
+
+    monkeypatch.setattr(schemas.acceptance, "decode", broken)
+    record = message(orjson.dumps(_valid()), offset=7, timestamp_ms=TS)
+    with caplog.at_level("WARNING", logger="sinks.records"):
+        rejection = to_row(record, CONFIG)
+    assert isinstance(rejection, Rejection) and rejection.stage == "decode"
+    assert "0:7 rejected at decode: RecursionError" in caplog.text
