@@ -78,7 +78,12 @@ class TypedShape:
 @cache
 def typed_shape(event_type: str, version: int) -> TypedShape:
     """The typed file's shape for ``event_type`` at its latest ``version`` (cached per process;
-    the version is part of the key, so a newly registered version gets a new shape)."""
+    the version is part of the key, so a newly registered version gets a new shape).
+
+    Raises:
+        UnknownEventType: no version of ``event_type`` is registered.
+        TypeError: its properties' JSON Schema is not an object.
+    """
     schema = latest_properties_schema(event_type)
     struct, convert, _meta = _arrow(schema, schema.get("$defs", {}))
     if not pa.types.is_struct(struct):  # a properties model is always an object
