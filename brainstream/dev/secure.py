@@ -95,10 +95,14 @@ def credentials(root: Path) -> Credentials:
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
-        doc = {
-            "kafka": {p: secrets.token_urlsafe(32) for p in (ADMIN, *PRINCIPALS)},
-            "postgres": {kind: secrets.token_urlsafe(32) for kind in PG_ROLES},
-        }
+        doc = {"kafka": {}, "postgres": {}}
+    wanted = {"kafka": (ADMIN, *PRINCIPALS), "postgres": tuple(PG_ROLES)}
+    missing = {(side, name) for side, names in wanted.items() for name in names} - {
+        (side, name) for side, names in doc.items() for name in names
+    }
+    if missing:  # a new dev dir, or one made before a principal or role was added
+        for side, name in missing:
+            doc.setdefault(side, {})[name] = secrets.token_urlsafe(32)
         _write_private(path, json.dumps(doc, indent=2) + "\n")
     return Credentials(doc["kafka"], doc["postgres"])
 
@@ -139,10 +143,11 @@ def service_acls(
 
     - ``sdk``: write the events topic;
     - ``sink``: read the events topic (its group), write the DLQ and the accepted stream;
-    - ``worker``: read the accepted stream and the events topic (the worker on main reads
-      the events topic; the accepted stream is what it moves to), the erasures topic;
+    - ``worker``: read the accepted stream (what it aggregates) and the erasures topic, in
+      its group (Faust declares no topic: ``topic_allow_declare`` off, no leader topic);
     - ``eraser``: write the erasures topic;
-    - ``export``: read the events and erasures topics (read-only);
+    - ``export``: read the accepted stream (its default source), the events topic
+      (``BRAINSTREAM_EXPORT_SOURCE=log``) and the erasures topic, in its group (read-only);
     - ``dashboard``: describe the topics and the groups it watches (lag), read nothing."""
     g = {**GROUPS, **(groups or {})}
     read, write, describe = AclOperation.READ, AclOperation.WRITE, AclOperation.DESCRIBE
@@ -173,12 +178,12 @@ def service_acls(
         ],
         "worker": [
             *topic("worker", accepted, read, describe),
-            *topic("worker", topics.events, read, describe),
             *topic("worker", topics.erasures, read, describe),
             *group("worker", read),
         ],
         "eraser": topic("eraser", topics.erasures, write, describe),
         "export": [
+            *topic("export", accepted, read, describe),
             *topic("export", topics.events, read, describe),
             *topic("export", topics.erasures, read, describe),
             *group("export", read),
@@ -256,8 +261,10 @@ def _postgres_roles(owner_dsn: str, creds: Credentials) -> None:
             sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(str(dbname)))
         )
         for kind in PG_ROLES:
+            # the sink stages each batch in a temporary table (sinks.writer)
+            privileges = "CONNECT, TEMPORARY" if kind == "sink" else "CONNECT"
             conn.execute(
-                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                sql.SQL("GRANT " + privileges + " ON DATABASE {} TO {}").format(
                     sql.Identifier(str(dbname)), sql.Identifier(f"bs_{kind}")
                 )
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import stat
@@ -129,6 +130,9 @@ def test_secure_profile_tls_scram_acls_and_roles(dev_dir: Path) -> None:
     refused = _deliver(conf("worker"), topics.events, 1)
     assert [e.code() if e else None for e in refused] == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
     assert _read(conf("sdk"), topics.events) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # the worker reads the accepted stream, never the raw events: it may not even describe them
+    seen = AdminClient(conf("worker")).list_topics(topics.events, timeout=10).topics
+    assert seen[topics.events].error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
     assert _read(conf("export"), topics.events) is None  # read-only access works
     assert _deliver(conf("export"), topics.events, 1)[0] is not None
 
@@ -168,6 +172,8 @@ def test_secure_profile_tls_scram_acls_and_roles(dev_dir: Path) -> None:
 
     # Each process refuses a wrong password with a clear error instead of waiting.
     _refused_processes(dev_dir, boot, topics, owner)
+    # The pipeline over SASL_SSL, each process as its own principal and Postgres role.
+    _secure_pipeline(dev_dir, boot, topics, owner)
     for env in (dev_dir / "secure" / "env").iterdir():
         assert stat.S_IMODE(env.stat().st_mode) == 0o600
     # the printed recipe `set -a; . <file>` reads each value whole (a DSN has spaces)
@@ -180,17 +186,87 @@ def test_secure_profile_tls_scram_acls_and_roles(dev_dir: Path) -> None:
     _no_secret_in_any_log(dev_dir)
 
 
-def _refused_processes(dev_dir: Path, boot: str, topics: TopicSettings, owner: str) -> None:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("BRAINSTREAM_")}
-    base.update(
+def _process_env(
+    dev_dir: Path, boot: str, topics: TopicSettings, owner: str, kind: str
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRAINSTREAM_")}
+    env.update(
         BRAINSTREAM_TOPIC_EVENTS=topics.events,
         BRAINSTREAM_TOPIC_DLQ=topics.dlq,
         BRAINSTREAM_TOPIC_ACCEPTED=topics.accepted,
         BRAINSTREAM_TOPIC_ERASURES=topics.erasures,
+        BRAINSTREAM_TOPIC_EVENTS_PARTITIONS=str(topics.events_partitions),
         BRAINSTREAM_WORKER_DATA_DIR=str(dev_dir / "faust"),
         BRAINSTREAM_WORKER_WEB_PORT=str(_free_port()),
         BRAINSTREAM_EXPORT_OUTPUT_DIR=str(dev_dir / "exports"),
+        **secure.client_env(dev_dir, boot, kind),
     )
+    if kind in secure.PG_ROLES:
+        env["BRAINSTREAM_POSTGRES_DSN"] = secure.postgres_dsn(dev_dir, owner, kind)
+    return env
+
+
+def _secure_pipeline(dev_dir: Path, boot: str, topics: TopicSettings, owner: str) -> None:
+    """SDK -> sink + worker -> aggregates verify 0, then export run, each as its principal."""
+    from streams.reference import verify
+
+    events = 3_000
+    logs = {kind: (dev_dir / f"{kind}.log").open("ab") for kind in ("sink", "worker")}
+    procs = {
+        kind: subprocess.Popen(
+            [sys.executable, "-m", "brainstream.cli", kind],
+            env=_process_env(dev_dir, boot, topics, owner, kind),
+            stdout=logs[kind],
+            stderr=subprocess.STDOUT,
+        )
+        for kind in logs
+    }
+    try:
+        produced = subprocess.run(  # the SDK as the sdk principal, which creates no topic
+            [sys.executable, "-m", "brainstream.cli", "produce", "--rate", "1000",
+             "--duration", str(events / 1000), "--seed", "7"],
+            env=_process_env(dev_dir, boot, topics, owner, "sdk"),
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert produced.returncode == 0, produced.stdout + produced.stderr
+        summary = produced.stdout + produced.stderr
+        assert re.search(rf"delivered\s+│\s+{events}\s", summary), summary
+        deadline = time.monotonic() + 120
+        while True:
+            with psycopg.connect(owner, autocommit=True) as conn:
+                (stored,) = conn.execute("SELECT count(*) FROM analytics_events").fetchone() or (0,)
+                report = verify(conn)
+            if stored == events and report.ok:
+                break
+            for kind, proc in procs.items():
+                assert proc.poll() is None, (
+                    f"the {kind} stopped: {(dev_dir / f'{kind}.log').read_text()[-3000:]}"
+                )
+            assert time.monotonic() < deadline, (stored, report.differences)
+            time.sleep(1)
+    finally:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for out in logs.values():
+            out.close()
+    exported = subprocess.run(
+        [sys.executable, "-m", "brainstream.cli", "export", "run", "secure", "--no-progress",
+         "--format", "jsonl"],
+        env=_process_env(dev_dir, boot, topics, owner, "export"),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    summary = exported.stdout + exported.stderr
+    assert re.search(rf"\b{events}\s+events\s+exported", summary), summary
+
+
+def _refused_processes(dev_dir: Path, boot: str, topics: TopicSettings, owner: str) -> None:
     commands = {
         "sink": ["sink"],
         "worker": ["worker"],
@@ -200,10 +276,8 @@ def _refused_processes(dev_dir: Path, boot: str, topics: TopicSettings, owner: s
     }
     started, running = time.monotonic(), {}
     for kind, args in commands.items():
-        env = {**base, **secure.client_env(dev_dir, boot, kind)}
+        env = _process_env(dev_dir, boot, topics, owner, kind)
         env["BRAINSTREAM_KAFKA_SASL_PASSWORD"] = "wrong-" + uuid.uuid4().hex
-        if kind in secure.PG_ROLES:
-            env["BRAINSTREAM_POSTGRES_DSN"] = secure.postgres_dsn(dev_dir, owner, kind)
         running[kind] = subprocess.Popen(
             [sys.executable, "-m", "brainstream.cli", *args],
             env=env,
