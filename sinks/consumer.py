@@ -71,6 +71,20 @@ class SinkStopped(BrainstreamError):
     """Shutdown was requested while a batch could not be written; it is left uncommitted."""
 
 
+class ConsumerFenced(BrainstreamError):
+    """The sink's consumer reported a fatal error (librdkafka ``_FATAL``): it can never be used
+    again. With static membership this happens when the group coordinator moves to another
+    broker and the rejoin is refused as FENCED_INSTANCE_ID. The sink then builds a new
+    consumer (:data:`RECREATE_LIMIT`); the batches in flight are left uncommitted and read
+    again, which the idempotent store and the forwarding rule make harmless."""
+
+
+RECREATE_LIMIT = (3, 600.0)
+"""At most 3 new consumers in 600 s; beyond that the fatal error ends the sink. A real
+duplicate of the ``group.instance.id`` (two live sinks configured alike) fences the other at
+every join, so the pair would otherwise take turns forever."""
+
+
 ClientFactory = Callable[[dict[str, Any]], Any]
 """Builds a Kafka client from its librdkafka configuration: ``confluent_kafka.Consumer`` /
 ``Producer``, or a test double with their surface (:class:`eventlog.local.LocalBroker`)."""
@@ -169,7 +183,10 @@ class Sink:
         self.metrics = metrics or SinkMetrics()
         self._topics = topics
         self._clock = clock
-        self._consumer = consumer_factory(sink_consumer_conf(kafka_conf, config))
+        self._consumer_factory = consumer_factory
+        self._consumer_conf = sink_consumer_conf(kafka_conf, config)
+        self._consumer = consumer_factory(self._consumer_conf)
+        self._recreated: collections.deque[float] = collections.deque()
         self._dlq = DeadLetters(
             kafka_conf,
             topics.dlq,
@@ -200,15 +217,15 @@ class Sink:
         """Consume until ``stop``; decoding of the next batch overlaps the write of the last."""
         self._stop = stop
         self._forwarder.check(self._partitions(self._topics.events))
-        self._consumer.subscribe(
-            [self._topics.events],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
-        )
+        self._subscribe()
         try:
             with runtime_tuning(self.config.gc_gen0_threshold, self.config.switch_interval_seconds):
-                self._loop(stop)
+                while True:
+                    try:
+                        self._loop(stop)
+                        break
+                    except ConsumerFenced as exc:
+                        self._recreate(exc)
         except SinkStopped:
             log.warning("stopped with an unwritten batch; it will be redelivered")
         finally:
@@ -227,6 +244,44 @@ class Sink:
                 self._finish()
             self.healthy_at = self._clock()
         self._finish()  # graceful: the last batches are written and their offsets committed
+
+    def _subscribe(self) -> None:
+        self._consumer.subscribe(
+            [self._topics.events],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+
+    def _recreate(self, fenced: ConsumerFenced) -> None:
+        """Replace a consumer that reported a fatal error, unless :data:`RECREATE_LIMIT` is
+        reached.
+
+        Raises:
+            ConsumerFenced: the limit is reached.
+        """
+        count, window = RECREATE_LIMIT
+        now = self._clock()
+        while self._recreated and now - self._recreated[0] > window:
+            self._recreated.popleft()
+        if len(self._recreated) >= count:
+            instance, hint = self.config.instance_id, ""
+            if instance is not None:
+                hint = f"; does another sink run with BRAINSTREAM_SINK_INSTANCE_ID={instance}?"
+            raise ConsumerFenced(f"{fenced} ({count} new consumers within {window:.0f} s{hint})")
+        self._recreated.append(now)
+        log.warning("consumer unusable (%s); building a new one", fenced)
+        self.metrics.consumer_recreated.inc()
+        while self._pending:  # written or not, their offsets cannot be committed any more
+            flight = self._pending.popleft()
+            with contextlib.suppress(Exception):
+                self._await(flight.future)
+        with contextlib.suppress(KafkaException):
+            self._consumer.close()
+        self._assigned.clear()
+        self._revoked.clear()
+        self._consumer = self._consumer_factory(self._consumer_conf)
+        self._subscribe()
 
     def close(self) -> None:
         self._consumer.close()
@@ -292,7 +347,7 @@ class Sink:
         if err.code() == KafkaError._PARTITION_EOF:
             return False
         if is_fatal(err):
-            raise KafkaException(err)
+            raise ConsumerFenced(err.str())
         log.warning("consumer error: %s", err.name())
         return False
 

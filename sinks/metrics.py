@@ -52,6 +52,11 @@ class SinkMetrics:
             "Offset commits refused by the group (rebalance); the records are redelivered",
             registry=r,
         )
+        self.consumer_recreated = Counter(
+            "brainstream_sink_consumer_recreated",
+            "Consumers replaced after a fatal error (fenced static member); records redelivered",
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "brainstream_sink_batch_seconds",
             "Decode + write + DLQ flush + offset commit time of one batch",
