@@ -5,7 +5,7 @@ no Kafka, no decoding), measured before and after the sink; the faster of the tw
 limit. Also bytes per event on disk (table + indexes over every partition) and the end-to-end
 latency track() -> row visible at 5k events/s.
 
-    python benchmarks/sink_throughput.py [--quick] [--upcast]
+    python benchmarks/sink_throughput.py [--quick] [--upcast | --secure]
 
 Full: 1M events of the demo mix over 10k users (quick: 100k). The sink runs as a subprocess
 with its default settings (batch 20000 / 0.25 s); its rate is taken from its own batch log lines,
@@ -15,6 +15,8 @@ of its own, and a poller (every 10 ms, index lookup by user_id) notes when each 
 visible. ``--upcast`` measures instead the export's replay of records half of which are an
 older version, upcast on read, against the same replay with every record at the latest version
 (target 0.9x; :func:`upcast_export`, and the shaping alone, :func:`upcast_shaping`).
+``--secure`` measures instead the sink over SASL_SSL against plaintext on the same events
+(target 0.8x; :func:`main_secure`).
 Services: BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS + BRAINSTREAM_POSTGRES_DSN, else
 ``brainstream.dev.up()``.
 """
@@ -41,6 +43,7 @@ import orjson
 import psycopg
 from _harness import drop_schema, fresh_schema, services, write_result
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Message, Producer
+from confluent_kafka.admin import AdminClient
 from psycopg import sql
 from psycopg.types.json import set_json_dumps
 
@@ -278,7 +281,8 @@ def forward_alone(kafka: KafkaSettings, n: int) -> dict[str, float]:
 
 # -- the sink as a subprocess -------------------------------------------------------------------
 def sink_env(kafka: KafkaSettings, dsn: str, schema: str, topics: TopicSettings) -> dict[str, str]:
-    group = f"bench-sink-{uuid.uuid4().hex[:8]}"
+    # under the sink principal's PREFIXED group ACL of the secure profile (dev.secure.GROUPS)
+    group = f"brainstream-sink-bench-{uuid.uuid4().hex[:8]}"
     return pipeline_env(kafka, topics, dsn, schema, SINK_GROUP_ID=group)
 
 
@@ -307,9 +311,12 @@ def sink_rate(
     topics: TopicSettings,
     n: int,
     log: Path,
+    env: dict[str, str] | None = None,
 ) -> dict[str, float]:
+    """The sink's rate from its batch log lines; ``env``: variables over :func:`sink_env`'s
+    (the secure profile's principal)."""
     started = time.time()
-    proc = start_sink(sink_env(kafka, dsn, schema, topics), log)
+    proc = start_sink({**sink_env(kafka, dsn, schema, topics), **(env or {})}, log)
     try:
         deadline = time.monotonic() + 1800
         while sum(b[2] for b in batches(log)) < n:
@@ -567,6 +574,149 @@ def main_upcast(quick: bool) -> None:
     )
 
 
+# -- over SASL_SSL (--secure) -------------------------------------------------------------------
+SECURE_TARGET = 0.8
+SECURE_DEV_DIR = Path(__file__).resolve().parents[1] / ".brainstream" / "bench-secure"
+
+
+def consume_rate(conf: dict[str, Any], topic: str, n: int) -> float:
+    """A bare consumer draining ``topic`` (assigned, from the start, the sink's fetch settings
+    being librdkafka's defaults too): the transport's own rate, with nothing stored."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**conf, "group.id": "brainstream-sink-bench-probe"})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    seen, first, started = 0, 0, 0.0
+    deadline = time.monotonic() + 600
+    try:
+        while seen < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"read {seen} of {n} records of {topic} in 600 s")
+            batch = [m for m in consumer.consume(10_000, 1.0) if m.error() is None]
+            if batch and not started:  # timed from the first batch: connections are set up
+                started, first = time.perf_counter(), len(batch)
+            seen += len(batch)
+        return (seen - first) / (time.perf_counter() - started)
+    finally:
+        consumer.close()
+
+
+def tls_cipher(bootstrap: str, ca: Path) -> str:
+    """The TLS version and cipher suite the broker's client listener negotiates."""
+    import socket
+    import ssl
+
+    host, port = bootstrap.split(",")[0].rsplit(":", 1)
+    context = ssl.create_default_context(cafile=str(ca))
+    with (
+        socket.create_connection((host, int(port)), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        cipher = tls.cipher()
+    return f"{cipher[1]} {cipher[0]}" if cipher else "none"
+
+
+def main_secure(quick: bool) -> None:
+    """``--secure``: the sink over SASL_SSL (SCRAM-SHA-512, the ``sink`` principal and its
+    ACLs, ``brainstream dev up --secure`` in ``.brainstream/bench-secure``) against the same
+    sink over PLAINTEXT (the plaintext dev broker), same topic contents (the same
+    deterministic events, 6 partitions, on each broker), same Postgres (the secure dev dir's,
+    as the sink's login role ``bs_sink``, a fresh schema per run). Rounds alternate; the
+    best of each protocol counts."""
+    from brainstream import dev
+    from brainstream.dev import secure
+
+    n = 100_000 if quick else 1_000_000
+    rounds = 2
+    plain, _dsn = services()
+    started = dev.up(SECURE_DEV_DIR, log=lambda _m: None, secure_profile=True)
+    boot, owner = started.kafka_bootstrap, started.postgres_dsn
+    admin_settings = secure.kafka_settings(SECURE_DEV_DIR, boot, secure.ADMIN)
+    sink_settings = secure.kafka_settings(SECURE_DEV_DIR, boot, "sink")
+    sink_dsn = secure.postgres_dsn(SECURE_DEV_DIR, owner, "sink")
+    logs = Path(tempfile.mkdtemp(prefix="sink-bench-secure-"))
+    topics = {"plaintext": topic_settings(), "sasl_ssl": topic_settings()}
+    kafka = {"plaintext": plain, "sasl_ssl": admin_settings}
+    env: dict[str, dict[str, str]] = {
+        "plaintext": {},
+        "sasl_ssl": secure.client_env(SECURE_DEV_DIR, boot, "sink"),
+    }
+    rates: dict[str, list[dict[str, float]]] = {label: [] for label in topics}
+    consume: dict[str, float] = {}
+    try:
+        for label, names in topics.items():
+            ensure_topics(kafka[label], names)
+            prefill(kafka[label], names.events, n)
+        admin = AdminClient(admin_settings.librdkafka())
+        secure.grant(admin, secure.service_acls(topics["sasl_ssl"])["sink"])
+        del admin  # its connection would outlive the broker stopped at the end
+        consume["plaintext"] = consume_rate(plain.librdkafka(), topics["plaintext"].events, n)
+        consume["sasl_ssl"] = consume_rate(sink_settings.librdkafka(), topics["sasl_ssl"].events, n)
+        for r in range(rounds):
+            for label, names in topics.items():
+                schema, conninfo = fresh_schema(owner)
+                try:
+                    rates[label].append(
+                        sink_rate(
+                            KafkaSettings(bootstrap_servers=kafka[label].bootstrap_servers),
+                            sink_dsn,
+                            conninfo,
+                            schema,
+                            names,
+                            n,
+                            logs / f"{label}-{r}.sink.log",
+                            env[label],
+                        )
+                    )
+                finally:
+                    drop_schema(owner, schema)
+        cipher = tls_cipher(boot, secure.certificates(SECURE_DEV_DIR).ca)
+    finally:
+        for label, names in topics.items():
+            delete_topics(kafka[label], [names.events, names.dlq, names.accepted, names.erasures])
+        dev.down(SECURE_DEV_DIR, log=lambda _m: None)
+    best = {label: max(r["sink_events_per_s"] for r in runs) for label, runs in rates.items()}
+    ratio = best["sasl_ssl"] / best["plaintext"]
+    figures: dict[str, Any] = {
+        "events": n,
+        "partitions": PARTITIONS,
+        "rounds": rounds,
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "tls_cipher": cipher,
+        "kafka_principal": "sink",
+        "postgres_role": "bs_sink",
+        "sink_plaintext_events_per_s": round(best["plaintext"], 1),
+        "sink_sasl_ssl_events_per_s": round(best["sasl_ssl"], 1),
+        "sink_plaintext_runs_events_per_s": [
+            round(r["sink_events_per_s"]) for r in rates["plaintext"]
+        ],
+        "sink_sasl_ssl_runs_events_per_s": [
+            round(r["sink_events_per_s"]) for r in rates["sasl_ssl"]
+        ],
+        "sink_plaintext_startup_s": round(min(r["sink_startup_s"] for r in rates["plaintext"]), 3),
+        "sink_sasl_ssl_startup_s": round(min(r["sink_startup_s"] for r in rates["sasl_ssl"]), 3),
+        "consume_only_plaintext_events_per_s": round(consume["plaintext"], 1),
+        "consume_only_sasl_ssl_events_per_s": round(consume["sasl_ssl"], 1),
+        "consume_only_ratio": round(consume["sasl_ssl"] / consume["plaintext"], 4),
+    }
+    write_result(
+        {
+            "name": "sink_throughput_secure",
+            "ratio": round(ratio, 4),
+            "target": SECURE_TARGET,
+            "meets": ratio >= SECURE_TARGET,
+            "figures": figures,
+            "quick": quick,
+        }
+    )
+    print(
+        f"sink_throughput --secure: over SASL_SSL (SCRAM-SHA-512, {cipher}) "
+        f"{best['sasl_ssl']:,.0f} ev/s vs plaintext {best['plaintext']:,.0f} ev/s = {ratio:.2f}x "
+        f"(target {SECURE_TARGET}x); a bare consumer {figures['consume_only_ratio']:.2f}x "
+        f"({consume['sasl_ssl']:,.0f} vs {consume['plaintext']:,.0f} ev/s)"
+    )
+
+
 # -- main ---------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -577,7 +727,16 @@ def main() -> None:
         help="only the replay with upcasting (half v1) against all at the latest version; "
         "writes results/sink_throughput_upcast.json",
     )
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        help="only the sink over SASL_SSL (dev up --secure) against plaintext, same events; "
+        "writes results/sink_throughput_secure.json",
+    )
     args = parser.parse_args()
+    if args.secure:
+        main_secure(args.quick)
+        return
     if args.upcast:
         main_upcast(args.quick)
         return
