@@ -6,6 +6,7 @@ set, otherwise from ``brainstream.dev.up()`` (the default dev dir, left running)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -59,3 +60,38 @@ def write_result(result: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its descendants, the reaped ones included
+    (``cutime``/``cstime``: a Postgres backend's time is its postmaster's once it exited);
+    0 when the process is gone. Linux ``/proc`` only."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return total
+
+
+def listener_pid(port: int) -> int | None:
+    """The pid of the process listening on TCP ``port`` of this machine (``None``: not found or
+    not visible to this user). Linux ``/proc`` only."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                cols = line.split()
+                if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                    inodes.add(f"socket:[{cols[9]}]")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    return int(proc.name)
+    return None
