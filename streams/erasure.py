@@ -90,5 +90,6 @@ def erase_user_aggregates(
         conn.execute(
             _SUBTRACT_MINUTES,
             ([b for b, _ in keys], [t for _, t in keys], [minutes[k] for k in keys]),
+            prepare=False,  # planned for these arrays, never a generic plan (streams.writer)
         )
     conn.execute(_DROP_EMPTY)

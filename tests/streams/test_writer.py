@@ -195,3 +195,21 @@ def test_the_cli_and_the_dashboard_count_the_same_windows(pg_schema: PgSchema) -
             assert (distinct.per_type, distinct.overall) == ({"login": len(users)}, len(users))
             assert cli["types"] == {"login": {"events": len(users), "users": len(users)}}, name
             assert (cli["since"], cli["until"]) == tuple(t.isoformat() for t in w.bounds(now))
+
+
+def test_the_upsert_is_planned_for_each_take_never_prepared(pg_schema: PgSchema) -> None:
+    # psycopg prepares a statement after its 5th execution on a connection and Postgres picks a
+    # generic plan after 5 more, where the upsert's cost per row grows with the take (a 27k-row
+    # take ran for minutes): a worker's connection applies thousands of takes.
+    placed = one_partition(make_events(2400, 50, end=NOW, seed=3))
+    copy_raw(pg_schema.conninfo, placed)
+    with psycopg.connect(pg_schema.conninfo) as conn:
+        for batch in run(placed, 200):
+            apply_batch(conn, "aggregates", fold_partition("t", 0, [batch]))
+        report = verify(conn)
+        prepared = conn.execute(
+            "SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s",
+            ("%agg_user_days%",),
+        ).fetchall()
+    assert prepared == []
+    assert report.ok, report.samples
