@@ -4,6 +4,8 @@ are closed ports (no broker or database needed)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -113,3 +115,24 @@ def test_log_options_are_checked(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_logs_follow_stderr_after_a_redirect_ends(capsys: pytest.CaptureFixture[str]) -> None:
+    """A process that swaps ``sys.stderr`` (an in-process CLI run, ``redirect_stderr``) and
+    closes the stand-in must not leave the log handler writing to the closed stream: a
+    background thread's later record (the SDK's poll thread) goes to the current stderr."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    stand_in = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stand_in):
+            logs.configure("INFO", "text")
+            logging.getLogger("brainstream.test").info("during")
+        stand_in.close()
+        logging.getLogger("brainstream.test").warning("after")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    err = capsys.readouterr().err
+    assert "Logging error" not in err, err
+    assert "brainstream.test: after" in err, err
