@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -92,6 +93,7 @@ class Shaper:
     def shape(self, task: Task) -> Shaped:
         counts = Counts(read=len(task.values))
         columns: Columns = {name: [] for name in COLUMNS}
+        originals: dict[int, datetime] = {}  # row -> the event's own time, when clamped
         mask, stamps, headers, rule = task.accepted, task.timestamps, task.headers, self._spec.rule
         for i, (offset, value) in enumerate(zip(task.offsets, task.values, strict=True)):
             if mask is not None and not mask[i]:
@@ -118,6 +120,8 @@ class Shaper:
             if outcome is not Outcome.EXPORTED:
                 continue
             counts.versions[(event.type, event.schema_version)] += 1
+            if verdict.clamped:
+                originals[len(columns["event_id"])] = event.occurred_at
             user = self._pseudonym(event.user_id) if self._pseudonym else event.user_id
             columns["event_id"].append(str(event.event_id))
             columns["type"].append(event.type)
@@ -128,7 +132,7 @@ class Shaper:
             columns["properties"].append(properties)
             columns["kafka_partition"].append(task.partition)
             columns["kafka_offset"].append(offset)
-        return self._shaped(task, counts, columns)
+        return self._shaped(task, counts, columns, originals)
 
     def _properties(self, verdict: Accept) -> tuple[str, int]:
         """``(properties JSON, its schema_version)``: upcast to the latest version unless the
@@ -151,13 +155,15 @@ class Shaper:
                 return orjson.dumps(verdict.with_original(upcast)).decode(), latest
         return verdict.properties_json(), event.schema_version
 
-    def _shaped(self, task: Task, counts: Counts, columns: Columns) -> Shaped:
+    def _shaped(
+        self, task: Task, counts: Counts, columns: Columns, originals: dict[int, datetime]
+    ) -> Shaped:
         rows = len(columns["event_id"])
         shaped = Shaped(task.partition, task.offsets[-1], rows, counts)
         if "parquet" in self._spec.formats:
             shaped.arrow = to_record_batch(columns)
             if self._spec.typed and rows:
-                shaped.typed = typed_batches(shaped.arrow)
+                shaped.typed = typed_batches(shaped.arrow, columns, originals)
         if "jsonl" in self._spec.formats:
             shaped.jsonl = jsonl_lines(columns)
         return shaped

@@ -28,15 +28,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 import pyarrow as pa
 from pydantic import TypeAdapter
 
 from schemas import REGISTRY
-from schemas.acceptance import ORIGINAL_OCCURRED_AT
 from sinks.export.parquet import ParquetWriter
+from sinks.export.rows import Columns
 
 if TYPE_CHECKING:
     from sinks.export.shaping import Shaped
@@ -103,35 +103,50 @@ def typed_shape(event_type: str, version: int) -> TypedShape:
     return TypedShape(pa.schema(fields, metadata=meta), convert)
 
 
-def typed_batches(batch: pa.RecordBatch) -> dict[str, pa.RecordBatch]:
-    """Type -> its rows of ``batch`` (a batch of ``events.parquet``'s schema, every row in its
-    type's latest shape) in the typed file's schema, in ``batch``'s order."""
-    rows: dict[tuple[str, int], list[int]] = {}
-    types = batch.column("type").to_pylist()
-    versions = batch.column("schema_version").to_pylist()
-    for i, key in enumerate(zip(types, versions, strict=True)):
-        rows.setdefault(key, []).append(i)
-    texts = batch.column("properties").to_pylist()
+def typed_batches(
+    batch: pa.RecordBatch, columns: Columns, originals: Mapping[int, datetime]
+) -> dict[str, pa.RecordBatch]:
+    """Type -> its rows of ``batch`` in the typed file's schema, in ``batch``'s order.
+
+    ``batch`` is a batch of ``events.parquet``'s schema with every row in its type's latest
+    shape, ``columns`` the Python lists it was made from, ``originals`` row -> the event's own
+    time for the clamped rows. Each type's ``properties`` struct is built in one pass: its rows'
+    JSON texts are parsed as one JSON array, and the keys the struct has no field for (such as
+    ``_original_occurred_at``) are not kept. Each type's batch is a ``take`` of its own rows (a
+    slice would carry, and pickle, the whole batch's buffers).
+    """
+    rows: dict[str, list[int]] = {}
+    for i, event_type in enumerate(cast("list[str]", columns["type"])):
+        index = rows.get(event_type)
+        if index is None:
+            index = rows[event_type] = []
+        index.append(i)
+    texts = cast("list[str]", columns["properties"])
+    versions = cast("list[int]", columns["schema_version"])
     out = {}
-    for (event_type, version), index in rows.items():
-        shape = typed_shape(event_type, version)
-        props = [orjson.loads(texts[i]) for i in index]
-        originals = [p.pop(ORIGINAL_OCCURRED_AT, None) for p in props]
+    for event_type, index in rows.items():
+        shape = typed_shape(event_type, versions[index[0]])
+        props = orjson.loads("".join(("[", ",".join([texts[i] for i in index]), "]")))
         if shape.convert is not None:
             props = [shape.convert(p) for p in props]
         picked = batch.take(pa.array(index, pa.int32()))
+        original = (
+            pa.array([originals.get(i) for i in index], _TIMESTAMP)
+            if originals
+            else pa.nulls(len(index), _TIMESTAMP)
+        )
         computed = {
             "properties": pa.array(props, shape.schema.field("properties").type),
-            "original_occurred_at": pa.array(
-                [None if o is None else datetime.fromisoformat(o) for o in originals],
-                pa.timestamp("us", tz="UTC"),
-            ),
+            "original_occurred_at": original,
         }
         arrays = [
             computed[f.name] if f.name in computed else picked.column(f.name) for f in shape.schema
         ]
         out[event_type] = pa.RecordBatch.from_arrays(arrays, schema=shape.schema)
     return out
+
+
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
 Mapped = tuple[pa.DataType, Convert | None, bool]
