@@ -8,10 +8,13 @@ with ``json.loads`` or DuckDB's ``properties::JSON``.
 
 from __future__ import annotations
 
+from array import array
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+from uuid import UUID
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sinks.export.config import ParquetCompression
@@ -88,11 +91,20 @@ class ParquetWriter:
             self._buffer = rest.to_batches() if rest.num_rows else []
             self._buffered = rest.num_rows
 
-    def close(self) -> None:
+    @property
+    def buffered(self) -> int:
+        """Rows held in memory, not yet written (fewer than ``row_group_rows``)."""
+        return self._buffered
+
+    def flush(self) -> None:
+        """Write what is buffered as one row group, however few rows it holds."""
         if self._buffered:
             table = pa.Table.from_batches(self._buffer, self._schema)
             self._writer.write_table(table, row_group_size=self._row_group_rows)
         self._buffer, self._buffered = [], 0
+
+    def close(self) -> None:
+        self.flush()
         self._writer.close()
 
     def abort(self) -> None:
@@ -101,8 +113,32 @@ class ParquetWriter:
 
 
 def to_record_batch(columns: Columns) -> pa.RecordBatch:
-    arrays = [pa.array(columns[name], field.type) for name, field in _FIELDS]
+    """The rows of ``columns`` in :data:`SCHEMA` (``event_id`` holds :class:`uuid.UUID`s)."""
+    arrays = [
+        uuid_strings(cast("list[UUID]", columns[name]))
+        if name == "event_id"
+        else pa.array(columns[name], field.type)
+        for name, field in _FIELDS
+    ]
     return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+
+
+def uuid_strings(ids: list[UUID]) -> pa.StringArray:
+    """The canonical text of each id (``str(uuid)``: lower-case hex, 8-4-4-4-12), made column-wise:
+    the ids' 16 bytes in hex as one string, cut into 32-character values, the dashes joined in
+    by Arrow (``str()`` on each id costs several times more)."""
+    n = len(ids)
+    hexes = pa.StringArray.from_buffers(
+        n,
+        pa.py_buffer(array("i", range(0, 32 * n + 1, 32))),
+        pa.py_buffer(b"".join([u.bytes for u in ids]).hex().encode()),
+    )
+    groups = [pc.utf8_slice_codeunits(hexes, a, b) for a, b in _UUID_GROUPS]
+    joined: pa.StringArray = pc.binary_join_element_wise(*groups, "-")
+    return joined
+
+
+_UUID_GROUPS = ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
 
 
 _FIELDS = [(name, SCHEMA.field(name)) for name in COLUMNS]

@@ -15,9 +15,9 @@ COLUMNS = (
     "kafka_partition",
     "kafka_offset",
 )
-"""``event_id`` canonical lower-case UUID text; ``user_id`` the id or its pseudonym;
-``occurred_at`` UTC with microseconds; ``properties`` the validated properties as compact JSON
-text (unset optional fields omitted)."""
+"""``event_id`` canonical lower-case UUID text (a :class:`uuid.UUID` in :data:`Columns`);
+``user_id`` the id or its pseudonym; ``occurred_at`` UTC with microseconds; ``properties`` the
+validated properties as compact JSON text (unset optional fields omitted)."""
 
 Columns = dict[str, list[object]]
 

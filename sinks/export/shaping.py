@@ -123,7 +123,7 @@ class Shaper:
             if verdict.clamped:
                 originals[len(columns["event_id"])] = event.occurred_at
             user = self._pseudonym(event.user_id) if self._pseudonym else event.user_id
-            columns["event_id"].append(str(event.event_id))
+            columns["event_id"].append(event.event_id)
             columns["type"].append(event.type)
             columns["user_id"].append(user)
             columns["occurred_at"].append(verdict.occurred_at)

@@ -23,6 +23,7 @@ an optional field may be unset.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -218,21 +219,71 @@ def _each(convert: Convert) -> Convert:
 
 class TypedWriters:
     """One :class:`~sinks.export.parquet.ParquetWriter` per exported type, opened on its first
-    row, each with the options of ``events.parquet``."""
+    row, each with the options of ``events.parquet``.
 
-    def __init__(self, path_of: Callable[[str], Path], **options: Any) -> None:
+    The types share one buffer budget, ``row_group_rows`` (as ``events.parquet`` holds at most
+    that many rows): every ``row_group_rows`` exported rows (every type counted, the points
+    where ``events.parquet`` closes a row group), the largest buffers are written as row groups
+    until at most half the budget stays buffered (the smaller types keep filling theirs); a
+    type whose buffer reaches ``row_group_rows`` writes it at once. So at most 1.5 x
+    ``row_group_rows`` typed rows are held, whatever the range and the number of types. The
+    flush points depend only on the sequence of rows, so the files do not depend on how the
+    records were fetched.
+    """
+
+    def __init__(self, path_of: Callable[[str], Path], *, row_group_rows: int, **options: Any):
         self._path_of = path_of
-        self._options = options
+        self._budget = row_group_rows
+        self._options = {"row_group_rows": row_group_rows, **options}
+        self._since = 0  # exported rows since the last flush point
         self.writers: dict[str, ParquetWriter] = {}
 
+    @property
+    def buffered(self) -> int:
+        """Rows held in memory by every type's writer."""
+        return sum(w.buffered for w in self.writers.values())
+
     def write(self, shaped: Shaped) -> None:
-        for event_type, batch in (shaped.typed or {}).items():
-            writer = self.writers.get(event_type)
-            if writer is None:
-                writer = self.writers[event_type] = ParquetWriter(
-                    self._path_of(file_name(event_type)), schema=batch.schema, **self._options
-                )
-            writer.write_batch(batch)
+        typed = shaped.typed
+        if not typed:
+            return
+        taken = dict.fromkeys(typed, 0)  # type -> its rows of this batch written so far
+        done = 0  # rows of this batch (every type) written so far
+        types: list[str] | None = None
+        while shaped.rows - done >= self._budget - self._since:  # a flush point in the batch
+            cut = done + self._budget - self._since
+            if types is None:
+                assert shaped.arrow is not None  # typed batches come with events.parquet's
+                types = shaped.arrow.column("type").to_pylist()
+            for event_type, rows in Counter(types[done:cut]).items():
+                self._append(event_type, typed[event_type].slice(taken[event_type], rows))
+                taken[event_type] += rows
+            done, self._since = cut, 0
+            self._settle()
+        for event_type, batch in typed.items():
+            self._append(event_type, batch.slice(taken[event_type]))
+        self._since += shaped.rows - done
+
+    def _append(self, event_type: str, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:
+            return
+        writer = self.writers.get(event_type)
+        if writer is None:
+            path = self._path_of(file_name(event_type))
+            writer = self.writers[event_type] = ParquetWriter(
+                path, schema=batch.schema, **self._options
+            )
+        writer.write_batch(batch)
+
+    def _settle(self) -> None:
+        """Write the largest buffers (ties: by type name) until at most half the budget is
+        held."""
+        held = {t: w.buffered for t, w in sorted(self.writers.items()) if w.buffered}
+        total = sum(held.values())
+        while total > self._budget // 2:
+            largest = max(held, key=held.__getitem__)
+            self.writers[largest].flush()
+            total -= held.pop(largest)
 
     def close(self) -> None:
         for writer in self.writers.values():

@@ -6,6 +6,7 @@ import gzip
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from uuid import UUID
 
 import pyarrow.parquet as pq
 import pytest
@@ -21,7 +22,7 @@ from sinks.export import DatasetExists, ExportRequest, Filters, InvalidRange, Lo
 from sinks.export.dataset import DatasetDir
 from sinks.export.jsonl import JsonlWriter
 from sinks.export.manifest import FileManifest, content_hash
-from sinks.export.parquet import ParquetWriter
+from sinks.export.parquet import ParquetWriter, uuid_strings
 from sinks.export.privacy import Pseudonymiser
 from sinks.export.selection import Outcome, Selection
 from sinks.export.shaping import Shaped, Shaper, ShapeSpec, Task
@@ -181,6 +182,13 @@ def test_files_do_not_depend_on_batch_sizes(tmp_path: Path, compression: str) ->
         data = zstandard.ZstdDecompressor().stream_reader(data).read()
     text = data
     assert len(text.splitlines()) == 2_500
+
+
+@given(st.lists(st.uuids(), max_size=50))
+def test_event_ids_are_written_as_their_canonical_text(ids: list[UUID]) -> None:
+    edges = [UUID(int=0), UUID(int=2**128 - 1), UUID("00000000-0000-0000-0000-0000000000ff")]
+    for batch in (ids, edges):
+        assert uuid_strings(batch).to_pylist() == [str(u) for u in batch]
 
 
 def test_tally_adds_batches_up() -> None:

@@ -134,3 +134,50 @@ def test_a_clamped_event_keeps_its_own_time_in_a_column_not_in_properties() -> N
     assert rows[1]["original_occurred_at"] == page.occurred_at
     assert rows[1]["occurred_at"] == datetime.fromtimestamp(ahead / 1000, UTC)
     assert "_original_occurred_at" not in rows[1]["properties"]
+
+
+def _many(count: int) -> list[schemas.Event]:
+    """``count`` events of every registered type, unevenly mixed (page_view most often)."""
+    kinds = sample_events()
+    page = next(e for e in kinds if e.type == "page_view")
+    picks = [page if i % 3 else kinds[(i * 7) % len(kinds)] for i in range(count)]
+    return [e.model_copy(update={"event_id": schemas.new_event_id()}) for e in picks]
+
+
+def _write_typed(
+    events: list[schemas.Event], batch: int, out: Path, budget: int
+) -> tuple[TypedWriters, int]:
+    """Shape ``events`` in batches of ``batch`` and write their typed files; also the most rows
+    the writers held after any batch."""
+    shaper = Shaper(ShapeSpec(("parquet",), Filters(), frozenset()))
+    writers = TypedWriters(lambda name: out / name, row_group_rows=budget)
+    most = 0
+    for start in range(0, len(events), batch):
+        chunk = events[start : start + batch]
+        offsets = list(range(start, start + len(chunk)))
+        writers.write(shaper.shape(Task(0, offsets, [encode(e) for e in chunk])))
+        most = max(most, writers.buffered)
+    writers.close()
+    return writers, most
+
+
+def test_typed_files_share_one_bounded_buffer_whatever_the_batch_sizes(tmp_path: Path) -> None:
+    events, budget = _many(400), 20
+    files: dict[int, dict[str, bytes]] = {}
+    for batch in (1, 7, 64, 400):
+        out = tmp_path / str(batch)
+        out.mkdir()
+        writers, most = _write_typed(events, batch, out, budget)
+        # Every type's rows are held by its own writer, yet together they stay within the
+        # budget and a half (per-type buffers of row_group_rows each would hold 10 x 19 here).
+        assert most <= budget + budget // 2, (batch, most)
+        files[batch] = {p.name: p.read_bytes() for p in out.iterdir()}
+        for event_type, writer in writers.writers.items():
+            meta = pq.ParquetFile(out / file_name(event_type)).metadata
+            groups = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+            assert sum(groups) == writer.rows == sum(e.type == event_type for e in events)
+            assert max(groups) <= budget
+        pages = pq.read_table(out / file_name("page_view")).column("kafka_offset").to_pylist()
+        assert pages == [i for i, e in enumerate(events) if e.type == "page_view"]
+    # the same rows give the same bytes, however they were batched
+    assert files[1] == files[7] == files[64] == files[400]
