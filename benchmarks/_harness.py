@@ -77,6 +77,15 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds every core of this machine has been busy since boot (``/proc/stat``: all
+    but idle and iowait). Linux only."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(v) for v in fields]
+    busy = sum(ticks[:8]) - ticks[3] - ticks[4]  # user..steal, without idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def listener_pid(port: int) -> int | None:
     """The pid of the process listening on TCP ``port`` of this machine (``None``: not found or
     not visible to this user). Linux ``/proc`` only."""

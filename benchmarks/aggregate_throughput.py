@@ -15,8 +15,9 @@ Per topic, in one run:
 
 1. ``floor``: the decode-only consumer over the whole topic.
 2. ``e2e``: ``brainstream sink`` and ``brainstream worker`` together from the events topic (the
-   worker joined first); events/s from the sink's first committed row to the worker's fences
-   covering the topic. The sink's forwarding fills the accepted topic, and ``aggregates verify``
+   worker joined first); events/s from the sink's group having its partitions assigned (so the
+   sink's start-up is excluded, its first batch included) to the worker's fences covering the
+   topic. The sink's forwarding fills the accepted topic, and ``aggregates verify``
    then checks the result (0 differences required). Target: >= 0.35x the floor. Where the wall
    time went: when the sink had committed the whole topic (its group's offsets) and the CPU
    seconds of the sink, the worker, Postgres and Kafka over the phase, per event.
@@ -64,8 +65,16 @@ from typing import Any
 
 import httpx
 import psycopg
-from _harness import cpu_seconds, drop_schema, fresh_schema, listener_pid, services, write_result
-from confluent_kafka import Consumer, Producer, TopicPartition
+from _harness import (
+    cpu_seconds,
+    drop_schema,
+    fresh_schema,
+    listener_pid,
+    machine_cpu_seconds,
+    services,
+    write_result,
+)
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -289,6 +298,23 @@ def schema_in(stack: contextlib.ExitStack, dsn: str) -> tuple[str, str]:
     return schema, conninfo
 
 
+def wait_assigned(
+    kafka: KafkaSettings, group: str, proc: subprocess.Popen[bytes], logs: Path
+) -> None:
+    """Return once ``group`` is stable with every partition assigned (the sink then fetches)."""
+    admin = AdminClient(kafka.librdkafka())
+    deadline = time.monotonic() + 120
+    while True:
+        with contextlib.suppress(KafkaException):
+            found = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
+            assigned = sum(len(m.assignment.topic_partitions) for m in found.members)
+            if found.state == ConsumerGroupState.STABLE and assigned >= PARTITIONS:
+                return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the sink was not assigned its partitions; see {logs}")
+        time.sleep(0.02)
+
+
 class Stall:
     """Raises ``RuntimeError`` when a progress figure has not moved for :data:`STALL_S`."""
 
@@ -306,7 +332,8 @@ class Stall:
 class CpuMeter:
     """CPU seconds of the processes a phase runs on: its own subprocesses and the services
     (Postgres: the postmaster and its children, reaped ones included; Kafka: the process that
-    listens on the bootstrap port, when it is on this machine)."""
+    listens on the bootstrap port, when it is on this machine), and of the whole ``machine``
+    (whatever else ran too: the cores are shared)."""
 
     def __init__(self, kafka: KafkaSettings, conninfo: str, **procs: subprocess.Popen[bytes]):
         with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -318,10 +345,14 @@ class CpuMeter:
         kafka_pid = listener_pid(int(port)) if host in ("127.0.0.1", "localhost") else None
         if kafka_pid is not None:
             self.pids["kafka"] = kafka_pid
+        self.restart()
+
+    def restart(self) -> None:
         self.start = self.read()
 
     def read(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        used = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        return used | {"machine": machine_cpu_seconds()}
 
     def since_start(self) -> dict[str, float]:
         return {name: s - self.start[name] for name, s in self.read().items()}
@@ -341,18 +372,22 @@ def end_to_end(
             stack, kafka, dsn, schema, topics, logs / f"{topics.events}.sink.log"
         )
         cpu = CpuMeter(kafka, conninfo, sink=sink, worker=worker)
+        launched = time.perf_counter()
+        wait_assigned(kafka, group, sink, logs)
+        first_at = time.perf_counter()  # the sink's start-up (imports, group join) not counted
+        cpu.restart()
         watcher = Consumer({**kafka.librdkafka(), "group.id": group})
         stack.callback(watcher.close)
         tps = [TopicPartition(topics.events, p) for p in range(PARTITIONS)]
-        first_at = sink_done = 0.0
+        first_row = sink_done = 0.0
         stall = Stall("end to end (the worker's fences)")
         with psycopg.connect(conninfo, autocommit=True) as conn:
             polled = 0.0
             while True:
                 now = time.perf_counter()
-                if not first_at and scalar(conn, "SELECT EXISTS (SELECT FROM analytics_events)"):
-                    first_at = now
-                if first_at and not sink_done and now - polled > 0.25:
+                if not first_row and scalar(conn, "SELECT EXISTS (SELECT FROM analytics_events)"):
+                    first_row = now
+                if not sink_done and now - polled > 0.25:
                     polled = now
                     done = watcher.committed(tps, timeout=10)
                     if sum(max(0, tp.offset) for tp in done) >= n:
@@ -374,11 +409,14 @@ def end_to_end(
     return {
         "e2e_events_per_s": n / wall,
         "e2e_seconds": wall,
+        "e2e_sink_startup_s": first_at - launched,
+        "e2e_first_row_s": first_row - first_at,
         "e2e_sink_seconds": sink_s,
         "e2e_sink_events_per_s": n / sink_s,
         "e2e_worker_behind_sink_s": wall - sink_s,
         "e2e_cpu_us_per_event": {name: 1e6 * s / n for name, s in used.items()},
-        "e2e_cpu_cores_busy": sum(used.values()) / wall,
+        "e2e_cpu_cores_busy": (sum(used.values()) - used["machine"]) / wall,
+        "e2e_machine_cores_busy": used["machine"] / wall,
         "e2e_raw_rows": rows,
         "e2e_verify_differences": sum(report.differences.values()),
     }
