@@ -52,13 +52,16 @@ def drop_schema(dsn: str, name: str) -> None:
 
 
 def write_result(result: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/<name>.json`` (needs name, ratio, target, meets, figures)."""
+    """Write ``benchmarks/results/<name>.json`` (needs name, ratio, target, meets, figures);
+    a benchmark may call it after each phase, so the file is replaced atomically."""
     missing = {"name", "ratio", "target", "meets", "figures"} - set(result)
     if missing:
         raise ValueError(f"benchmark result lacks {sorted(missing)}")
     path = RESULTS_DIR / f"{result['name']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(result, indent=2) + "\n")
+    partial.replace(path)  # atomic: a run killed while writing leaves the previous file whole
     return path
 
 
