@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import gc
 import logging
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -44,6 +42,7 @@ from eventlog.offsets import (
     offset_ranges,
     without_partitions,
 )
+from eventlog.runtime import runtime_tuning
 from schemas.config import TopicSettings
 from schemas.errors import BrainstreamError
 from sinks.config import SinkConfig
@@ -141,22 +140,6 @@ def sink_consumer_conf(kafka_conf: dict[str, Any], config: SinkConfig) -> dict[s
         "queued.max.messages.kbytes": 32_768,
     }
     return consumer_conf(kafka_conf, config.group_id, instance_id=config.instance_id, extra=extra)
-
-
-@contextlib.contextmanager
-def runtime_tuning(gc_gen0: int | None, switch_interval: float | None) -> Iterator[None]:
-    """Process-wide for the duration: the cyclic GC's generation-0 threshold and the GIL's
-    switch interval (see ``SinkConfig``); both are restored afterwards."""
-    old_gc, old_switch = gc.get_threshold(), sys.getswitchinterval()
-    if gc_gen0 is not None:
-        gc.set_threshold(gc_gen0, *old_gc[1:])
-    if switch_interval is not None:
-        sys.setswitchinterval(switch_interval)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old_gc)
-        sys.setswitchinterval(old_switch)
 
 
 class Sink:

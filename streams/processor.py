@@ -2,12 +2,13 @@
 group behind its fence, lanes in parallel.
 
 The Faust agent hands over the records it took (each one a sink batch of up to thousands of
-events). Source partition p is applied by lane ``p % lanes``, one connection per lane, in record
-order, so a partition's batches stay in order while lanes run their transactions concurrently
-(Postgres then uses more than one core). Each lane folds and commits in a worker thread
-(``asyncio.to_thread``); a database fault closes that lane's connection, waits with backoff and
-retries the same partition batch. :meth:`BatchProcessor.apply` returns, and so lets Faust
-commit the accepted records' offsets, only once every partition is applied.
+events). Each lane (one connection) takes the next source partition of the take, largest first,
+and applies its batches in record order, so a partition's batches stay in order while lanes run
+their transactions concurrently (Postgres then uses more than one core). Each lane folds and
+commits in a worker thread (``asyncio.to_thread``); a database fault closes that lane's
+connection, waits with backoff and retries the same partition batch.
+:meth:`BatchProcessor.apply` returns, and so lets Faust commit the accepted records' offsets,
+only once every partition is applied.
 
 A record that is not a well-formed batch (:class:`schemas.accepted.InvalidBatch`) is logged with
 its reason and coordinates and counted in ``brainstream_worker_records{outcome="invalid"}``; the
@@ -17,6 +18,7 @@ fence does not move for it, and the record stays in the topic for a replay once 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -103,11 +105,15 @@ class BatchProcessor:
         groups, invalid = group(raws)
         self.metrics.records.labels("invalid").inc(invalid)
         self.metrics.records.labels("applied").inc(len(raws) - invalid)
-        lanes: list[list[tuple[tuple[str, int], list[AcceptedBatch]]]] = [[] for _ in self._conns]
-        for source, batches in groups.items():
-            lanes[source[1] % len(lanes)].append((source, batches))
+        # Largest partition first, each lane taking the next one when free: the take ends when
+        # its longest chain of partitions does (a fixed partition -> lane map left lanes 0 and 1
+        # with two partitions each of six, the other two lanes idle half the take).
+        work = sorted(groups.items(), key=lambda item: -sum(len(b) for b in item[1]))
+        queue: collections.deque[tuple[tuple[str, int], list[AcceptedBatch]]]
+        queue = collections.deque(work)
         stamps = [r.timestamp_ms for r in raws if r.timestamp_ms]
-        done = await asyncio.gather(*(self._apply_lane(i, lane) for i, lane in enumerate(lanes)))
+        lanes = range(min(len(self._conns), len(work)))
+        done = await asyncio.gather(*(self._apply_lane(i, queue) for i in lanes))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         now_ms = self._clock() * 1000
         for ms in stamps:
@@ -115,10 +121,11 @@ class BatchProcessor:
         return sorted((r for lane in done for r in lane), key=lambda r: r.partition)
 
     async def _apply_lane(
-        self, lane: int, work: list[tuple[tuple[str, int], list[AcceptedBatch]]]
+        self, lane: int, queue: collections.deque[tuple[tuple[str, int], list[AcceptedBatch]]]
     ) -> list[Applied]:
         results = []
-        for (topic, partition), batches in work:
+        while queue:
+            (topic, partition), batches = queue.popleft()
             prepared = await asyncio.to_thread(fold_partition, topic, partition, batches)
             result = await self._apply_with_retry(lane, prepared)
             self.metrics.applied(result)

@@ -37,6 +37,7 @@ def worker(
     from faust.worker import Worker
 
     from brainstream.cli.access import guard_listener
+    from eventlog.runtime import runtime_tuning
     from streams.app import create_app
 
     settings, config = Settings(), WorkerSettings()
@@ -60,7 +61,8 @@ def worker(
     # Faust's terminal spinner ends by writing backspaces and a show-cursor escape to stdout,
     # terminal or not: bytes in the middle of a service's log lines
     runner.spinner = None
-    runner.execute_from_commandline()
+    with runtime_tuning(config.gc_gen0_threshold, None):
+        runner.execute_from_commandline()
 
 
 def top(

@@ -5,7 +5,7 @@ The Faust agent acks a take (and so lets Faust commit its offsets) only when
 ``BatchProcessor.apply`` returns; these tests pin what that return means:
 
 - it returns only after every source partition of the take was applied (each in its own
-  transaction, a partition's batches in order);
+  transaction, a partition's batches in order, the largest partitions first);
 - while the database is down it retries the same partition batch with backoff, closes the
   faulty connection and reports the database down, and never returns early;
 - an invalid record is counted and skipped, never applied.
@@ -83,6 +83,15 @@ def test_a_take_returns_only_once_every_partition_is_applied_in_order() -> None:
     assert sorted(db.applied) == [(0, [10, 12]), (1, [5]), (2, [7])]
     assert [a.partition for a in applied] == [0, 1, 2]
     assert [a.next_offset for a in applied] == [14, 7, 9]
+
+
+def test_lanes_take_the_largest_partition_first_and_each_partition_once() -> None:
+    db = FakeDatabase()
+    raws = [_record(0, 1, 0), _record(1, 1, 1), _record(2, 1, 2)]
+    raws += [_record(3, first, 3 + i) for i, first in enumerate((1, 3, 5))]
+    asyncio.run(_processor(db, lanes=2).apply(raws))
+    assert 3 in [partition for partition, _ in db.applied[:2]]
+    assert sorted(db.applied) == [(0, [1]), (1, [1]), (2, [1]), (3, [1, 3, 5])]
 
 
 def test_while_the_database_is_down_the_same_batch_is_retried_and_nothing_returns_early() -> None:
