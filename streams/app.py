@@ -2,10 +2,12 @@
 
 Each record of the accepted stream is one sink batch (thousands of events, :mod:`schemas.accepted`),
 so Faust's per-record cost (hundreds of microseconds of CPU) is paid once per batch. The agent takes
-up to ``take_max`` records at a time and hands them to a :class:`BatchProcessor`, which applies
-each source partition behind its fence in one Postgres transaction (partitions in parallel
-lanes, each partition in order). Faust acks the records of a take, and so commits their offsets,
-only after the take applied: the commits are progress markers, the fences are the truth.
+records (``noack_take``) and offers each take to a :class:`TakePipeline`, which applies up to
+``take_max`` records at a time with a :class:`BatchProcessor` (each source partition behind its
+fence in one Postgres transaction, partitions in parallel lanes, each partition in order) while
+the next takes are gathered and merged. A record is acked, and so its offset may be committed,
+only after the apply that held it returned: the commits are progress markers, the fences are the
+truth.
 
 No Faust tables (their changelogs are outside Faust's transactions, faust-streaming #177, and
 windows expire by wall clock, #385): Postgres holds the aggregates. Faust's web server serves
@@ -14,22 +16,25 @@ windows expire by wall clock, #385): Postgres holds the aggregates. Faust's web 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 import psycopg
+from faust.types import EventT
 from pydantic import SecretStr
 
 from schemas.config import KafkaSettings, TopicSettings
 from streams.config import WorkerConfig
 from streams.errors import UnsupportedKafkaSecurity
 from streams.metrics import WorkerMetrics
-from streams.processor import BatchProcessor, RawRecord
+from streams.processor import BatchProcessor, RawRecord, TakePipeline
 from streams.web import register_pages
 
 log = logging.getLogger(__name__)
@@ -68,27 +73,35 @@ def create_app(
         value_serializer="raw",
     )
 
+    async def apply(raws: Sequence[RawRecord]) -> None:
+        try:
+            await processor.apply(raws)
+        except Exception as exc:
+            _fatal(exc)
+
     @app.agent(accepted, name="aggregates")
     async def aggregates(stream: faust.StreamT[bytes]) -> None:
-        # take_events acks the records of a take (Faust commits them) once the body returned.
+        # noack_take leaves acking to the pipeline: a record is acked (and Faust may commit its
+        # offset) only after the apply that held it returned.
         assert isinstance(stream, faust.Stream)
-        async for events in stream.take_events(config.take_max, within=config.take_within_seconds):
-            raws = [
-                RawRecord(
-                    e.message.partition,
-                    e.message.offset,
-                    e.message.value,
-                    round(e.message.timestamp * 1000) if e.message.timestamp else None,
-                )
-                for e in events
-            ]
-            try:
-                await processor.apply(raws)
-            except Exception as exc:
-                _fatal(exc)
+        pipeline: TakePipeline[EventT[bytes]] = TakePipeline(
+            apply, stream.ack, _raw, max_queued=config.take_max
+        )
+        try:
+            takes = stream.noack_take(config.take_max, within=config.take_within_seconds)
+            async for events in takes:
+                await pipeline.offer(cast(Sequence[EventT[bytes]], events))
+        finally:
+            await asyncio.shield(pipeline.drain())
 
     register_pages(app, conninfo, metrics, processor, api_token)
     return app
+
+
+def _raw(event: EventT[bytes]) -> RawRecord:
+    message = event.message
+    stamp = round(message.timestamp * 1000) if message.timestamp else None
+    return RawRecord(message.partition, message.offset, message.value, stamp)
 
 
 def _fatal(exc: BaseException | None) -> None:

@@ -27,11 +27,13 @@ class WorkerConfig(Renamed):
     """Name of the fenced projection (``stream_offsets.consumer_group``): not the Kafka group, so
     a new consumer group or an offset reset never counts an event twice."""
     take_max: int = Field(default=256, ge=1, le=10_000)
-    """Accepted records (sink batches, up to thousands of events each) the agent takes at once;
-    their source partitions are applied concurrently, each in one transaction."""
-    take_within_seconds: float = Field(default=0.25, gt=0, le=60)
-    """A partial take is applied after this many seconds (freshness: the sink's batch interval
-    plus this plus one transaction)."""
+    """Accepted records (sink batches, up to thousands of events each) applied at once at most;
+    their source partitions are applied concurrently, each in one transaction. Takes that
+    arrive while an apply runs are merged into the next apply, up to this many records."""
+    take_within_seconds: float = Field(default=0.1, gt=0, le=60)
+    """A partial take is handed over after this many seconds (freshness: the sink's batch
+    interval plus this plus one transaction; while an apply runs, takes are merged, so a short
+    interval does not make the transactions smaller under backlog)."""
     max_fetch_bytes: int = Field(default=8 * 1024 * 1024, ge=1024 * 1024)
     """Largest fetch per partition (an accepted record can approach the broker's 1 MB limit)."""
     commit_interval_seconds: float = Field(default=1.0, gt=0, le=60)

@@ -21,8 +21,9 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import psycopg
 
@@ -33,6 +34,8 @@ from streams.metrics import WorkerMetrics
 from streams.writer import Applied, PartitionBatch, apply_batch, fold_partition
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,3 +178,65 @@ class BatchProcessor:
 
     def healthy(self) -> bool:
         return any(conn is not None and not conn.closed for conn in self._conns)
+
+
+class TakePipeline(Generic[T]):
+    """Applies takes one at a time while the next ones are gathered, acking each item only
+    after the apply that held it returned.
+
+    :meth:`offer` hands over a take and returns at once while an apply is in flight: the
+    takes that arrive meanwhile are merged and applied together next (under backlog the
+    applies grow, so more events share a row; at a trickle each take is applied as it comes).
+    So Faust keeps fetching and gathering, and decoding, folding and the ``within`` wait of
+    the next take overlap the database work of this one. Applies never overlap, so each source
+    partition's records are applied in order. An apply holds at most ``max_queued`` items;
+    ``offer`` waits while that many or more are queued (backpressure), and raises what a
+    finished apply raised.
+
+    ``apply`` is :meth:`BatchProcessor.apply` (or a wrapper); ``ack`` acks one item (Faust's
+    ``Stream.ack``: its offset may then be committed); ``raw`` reads an item's record.
+    """
+
+    def __init__(
+        self,
+        apply: Callable[[Sequence[RawRecord]], Awaitable[object]],
+        ack: Callable[[T], Awaitable[object]],
+        raw: Callable[[T], RawRecord],
+        max_queued: int,
+    ) -> None:
+        self._apply, self._ack, self._raw = apply, ack, raw
+        self._max = max_queued
+        self._queued: list[T] = []
+        self._task: asyncio.Task[None] | None = None
+        self._taken = asyncio.Event()
+
+    async def offer(self, items: Sequence[T]) -> None:
+        """Queue ``items`` (one take) for the next apply; start it when none is in flight."""
+        self._queued.extend(items)
+        if self._task is None or self._task.done():
+            if self._task is not None:
+                self._task.result()
+            self._task = asyncio.create_task(self._run())
+        while len(self._queued) >= self._max and not self._task.done():
+            self._taken.clear()
+            taken = asyncio.ensure_future(self._taken.wait())
+            try:
+                await asyncio.wait([taken, self._task], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                taken.cancel()
+
+    async def drain(self) -> None:
+        """Wait until everything offered is applied and acked (re-raises an apply's error)."""
+        while self._task is not None:
+            task = self._task
+            await task
+            if self._task is task:
+                self._task = None
+
+    async def _run(self) -> None:
+        while self._queued:
+            items, self._queued = self._queued[: self._max], self._queued[self._max :]
+            self._taken.set()
+            await self._apply([self._raw(item) for item in items])
+            for item in items:
+                await self._ack(item)

@@ -9,19 +9,25 @@ The Faust agent acks a take (and so lets Faust commit its offsets) only when
 - while the database is down it retries the same partition batch with backoff, closes the
   faulty connection and reports the database down, and never returns early;
 - an invalid record is counted and skipped, never applied.
+
+:class:`streams.processor.TakePipeline` (the agent's takes): applies never overlap, takes offered
+during an apply are merged into the next one, an item is acked only after its apply returned,
+an apply holds at most ``max_queued`` items and ``offer`` waits while that many are queued.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 
 import psycopg
+import pytest
 from prometheus_client import CollectorRegistry
 
 from schemas.accepted import AcceptedBatch, encode_batch
 from streams.metrics import WorkerMetrics
-from streams.processor import BatchProcessor, RawRecord
+from streams.processor import BatchProcessor, RawRecord, TakePipeline
 from streams.writer import Applied, PartitionBatch
 
 
@@ -110,3 +116,91 @@ def test_an_invalid_record_is_skipped_and_counted_never_applied() -> None:
     applied = asyncio.run(processor.apply([RawRecord(0, 0, b"not a batch"), _record(1, 3, 1)]))
     assert db.applied == [(1, [3])] and len(applied) == 1
     assert processor.metrics.records.labels("invalid")._value.get() == 1
+
+
+class SlowApplies:
+    """Records each apply and each ack; an apply finishes when the test releases it."""
+
+    def __init__(self) -> None:
+        self.applies: list[list[int]] = []
+        self.acked: list[int] = []
+        self.release = asyncio.Event()
+        self.running = 0
+
+    async def apply(self, raws: Sequence[RawRecord]) -> None:
+        self.running += 1
+        assert self.running == 1, "applies overlap"
+        self.applies.append([r.offset for r in raws])
+        await self.release.wait()
+        self.release.clear()
+        self.running -= 1
+
+    async def ack(self, item: int) -> None:
+        assert any(item in done for done in self.applies[:-1]) or not self.running
+        self.acked.append(item)
+
+
+def _pipeline(db: SlowApplies, max_queued: int = 10) -> TakePipeline[int]:
+    return TakePipeline(db.apply, db.ack, lambda i: RawRecord(0, i, b""), max_queued)
+
+
+def test_takes_offered_during_an_apply_are_merged_and_acked_only_after_theirs() -> None:
+    async def scenario() -> SlowApplies:
+        db = SlowApplies()
+        pipeline = _pipeline(db)
+        await pipeline.offer([0, 1])  # returns at once
+        await asyncio.sleep(0)  # apply [0, 1] in flight
+        await pipeline.offer([2])
+        await pipeline.offer([3, 4])
+        await asyncio.sleep(0)
+        assert db.applies == [[0, 1]] and db.acked == []
+        db.release.set()
+        await asyncio.sleep(0.01)
+        assert db.applies == [[0, 1], [2, 3, 4]] and db.acked == [0, 1]
+        db.release.set()
+        await pipeline.drain()
+        return db
+
+    db = asyncio.run(scenario())
+    assert db.acked == [0, 1, 2, 3, 4]
+
+
+def test_offer_waits_while_a_full_apply_is_queued_and_an_apply_holds_at_most_that() -> None:
+    async def scenario() -> tuple[SlowApplies, bool]:
+        db = SlowApplies()
+        pipeline = _pipeline(db, max_queued=3)
+        await pipeline.offer([0])
+        await asyncio.sleep(0)  # apply [0] in flight
+        waiting = asyncio.ensure_future(pipeline.offer([1, 2, 3, 4]))
+        await asyncio.sleep(0.01)
+        blocked = not waiting.done()
+        while db.running or not waiting.done() or len(db.acked) < 5:
+            db.release.set()
+            await asyncio.sleep(0.01)
+        await pipeline.drain()
+        return db, blocked
+
+    db, blocked = asyncio.run(scenario())
+    assert blocked
+    assert db.applies == [[0], [1, 2, 3], [4]]
+    assert db.acked == [0, 1, 2, 3, 4]
+
+
+def test_an_apply_that_fails_is_raised_by_the_next_offer_and_its_items_are_not_acked() -> None:
+    acked: list[int] = []
+
+    async def fail(_raws: Sequence[RawRecord]) -> None:
+        raise RuntimeError("boom (test)")
+
+    async def ack(item: int) -> None:
+        acked.append(item)
+
+    async def scenario() -> None:
+        pipeline = TakePipeline(fail, ack, lambda i: RawRecord(0, i, b""), 10)
+        await pipeline.offer([0])
+        await asyncio.sleep(0.01)
+        await pipeline.offer([1])
+
+    with pytest.raises(RuntimeError, match="boom"):
+        asyncio.run(scenario())
+    assert acked == []
