@@ -13,7 +13,7 @@ event twice.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,9 +88,9 @@ WITH d AS (
            f.h[x.i * 24 - 23 : x.i * 24] AS hours, x.n,
            timestamptz 'epoch' + x.fs * interval '1 microsecond' AS fs,
            timestamptz 'epoch' + x.ls * interval '1 microsecond' AS ls
-    FROM unnest(%b::text[], %b::text[], %b::int4[], %b::int8[], %b::int8[], %b::int8[])
+    FROM unnest(%b::text[], %b::text[], %s::int4[], %s::int8[], %s::int8[], %s::int8[])
          WITH ORDINALITY AS x(user_id, event_type, day, n, fs, ls, i),
-         (SELECT %b::int4[] AS h) AS f
+         (SELECT %s::int4[] AS h) AS f
 ), ud AS (
     INSERT INTO agg_user_days AS a
         (user_id, event_type, day, hours, event_count, first_seen, last_seen)
@@ -121,7 +121,7 @@ SELECT t.granularity, t.bucket, t.event_type, t.n,
        CASE WHEN t.granularity = 'minute' THEN NULL ELSE coalesce(f.users, 0) END
 FROM (SELECT g AS granularity, timestamptz 'epoch' + b * interval '1 microsecond' AS bucket,
              event_type, n
-      FROM unnest(%b::text[], %b::int8[], %b::text[], %b::int8[]) AS u(g, b, event_type, n)) t
+      FROM unnest(%b::text[], %s::int8[], %b::text[], %s::int8[]) AS u(g, b, event_type, n)) t
 LEFT JOIN fresh f USING (granularity, bucket, event_type)
 ORDER BY 1, 2, 3
 ON CONFLICT (granularity, bucket, event_type) DO UPDATE SET
@@ -187,6 +187,15 @@ def _fold_kept(batches: Sequence[AcceptedBatch], erased: set[str]) -> Deltas:
     return fold_columns(types, users, times)
 
 
+def _int_array(values: Iterable[int]) -> str:
+    """Integers as a Postgres array literal (``{1,2,3}``), for a ``%s::int8[]`` parameter.
+
+    psycopg dumps a list parameter element by element in Python (about 0.5 us an integer, with
+    the GIL held: 119 ms for a take partition's 231,600 hour counts); the literal is joined in
+    C and parsed by Postgres in C (9 ms for the same counts, both sides)."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 def upsert(conn: Connection, deltas: Deltas) -> int:
     """Add ``deltas`` to the aggregate tables; returns how many user-day rows are new.
 
@@ -195,23 +204,24 @@ def upsert(conn: Connection, deltas: Deltas) -> int:
         return 0
     keys = sorted(deltas.day_counts)
     index = {k: i for i, k in enumerate(keys)}
-    hours = [0] * (24 * len(keys))
+    # The hour counts as the text of their array literal: mostly zeros, one shared "0" string
+    hours = ["0"] * (24 * len(keys))
     for (user, kind, hour), n in deltas.hour_counts.items():
-        hours[index[(user, kind, hour // 24 * DAY_US)] * 24 + hour % 24] = n
+        hours[index[(user, kind, hour // 24 * DAY_US)] * 24 + hour % 24] = str(n)
     counts, first, last = deltas.day_counts, deltas.first, deltas.last
     tb = sorted(deltas.type_counts.items())
     params: list[Any] = [
         [k[0] for k in keys],
         [k[1] for k in keys],
-        [k[2] // DAY_US for k in keys],
-        [counts[k] for k in keys],
-        [first[k] for k in keys],
-        [last[k] for k in keys],
-        hours,
+        _int_array(k[2] // DAY_US for k in keys),
+        _int_array(counts[k] for k in keys),
+        _int_array(first[k] for k in keys),
+        _int_array(last[k] for k in keys),
+        "{" + ",".join(hours) + "}",
         [k[0] for k, _ in tb],
-        [k[1] for k, _ in tb],
+        _int_array(k[1] for k, _ in tb),
         [k[2] for k, _ in tb],
-        [n for _, n in tb],
+        _int_array(n for _, n in tb),
     ]
     with contextlib.ExitStack() as stack:
         if conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE:
