@@ -16,7 +16,7 @@ windows expire by wall clock, #385): Postgres holds the aggregates. Faust's web 
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import os
 import ssl
@@ -32,7 +32,7 @@ from pydantic import SecretStr
 
 from schemas.config import KafkaSettings, TopicSettings
 from streams.config import WorkerConfig
-from streams.errors import UnsupportedKafkaSecurity
+from streams.errors import ApplyAbandoned, UnsupportedKafkaSecurity
 from streams.metrics import WorkerMetrics
 from streams.processor import BatchProcessor, RawRecord, TakePipeline
 from streams.web import register_pages
@@ -76,8 +76,28 @@ def create_app(
     async def apply(raws: Sequence[RawRecord]) -> None:
         try:
             await processor.apply(raws)
+        except ApplyAbandoned:
+            raise
         except Exception as exc:
             _fatal(exc)
+
+    pipelines: list[TakePipeline[EventT[bytes]]] = []
+
+    @app.on_before_shutdown.connect
+    async def finish_in_flight(_app: Any, /, *_args: Any, signal: Any, **_: Any) -> None:
+        # Faust has stopped fetching. The apply in flight finishes its transaction, or gives up
+        # at once if the database is down; queued takes stay unacked (read again on restart).
+        # Faust does not wait for unacked records (stream_wait_empty off): with the database
+        # down it would wait for ever.
+        processor.stop_retrying()
+        for pipeline in pipelines:
+            pipeline.close()
+            try:
+                await pipeline.drain()
+            except ApplyAbandoned as exc:
+                log.warning("%s", exc)
+        with contextlib.suppress(Exception):
+            await app.consumer.commit()
 
     @app.agent(accepted, name="aggregates")
     async def aggregates(stream: faust.StreamT[bytes]) -> None:
@@ -87,12 +107,10 @@ def create_app(
         pipeline: TakePipeline[EventT[bytes]] = TakePipeline(
             apply, stream.ack, _raw, max_queued=config.take_max
         )
-        try:
-            takes = stream.noack_take(config.take_max, within=config.take_within_seconds)
-            async for events in takes:
-                await pipeline.offer(cast(Sequence[EventT[bytes]], events))
-        finally:
-            await asyncio.shield(pipeline.drain())
+        pipelines.append(pipeline)
+        takes = stream.noack_take(config.take_max, within=config.take_within_seconds)
+        async for events in takes:
+            await pipeline.offer(cast(Sequence[EventT[bytes]], events))
 
     register_pages(app, conninfo, metrics, processor, api_token)
     return app
@@ -131,6 +149,7 @@ def _faust_settings(config: WorkerConfig, kafka: KafkaSettings, datadir: Path) -
         "broker_max_poll_records": config.take_max,
         "consumer_max_fetch_size": config.max_fetch_bytes,
         "stream_buffer_maxsize": max(config.take_max * 2, 64),
+        "stream_wait_empty": False,
         "web_enabled": config.web_enabled,
         "web_host": config.web_host,
         "web_port": config.web_port,

@@ -26,3 +26,16 @@ class UnsupportedKafkaSecurity(StreamsError):
         self.setting = setting
         self.value = value
         super().__init__(f"the worker does not support {setting}={value}")
+
+
+class ApplyAbandoned(StreamsError):
+    """The worker is stopping while a database fault keeps an apply from committing: the apply
+    is given up, its records unacked (a restart or the partitions' next owner reads them again;
+    the fences skip what was applied). ``partition`` is the source partition it was retrying."""
+
+    def __init__(self, partition: int, cause: BaseException) -> None:
+        self.partition = partition
+        super().__init__(
+            f"stopping: source partition {partition} not applied ({type(cause).__name__});"
+            " its records are read again on restart"
+        )

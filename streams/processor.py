@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,6 +31,7 @@ import psycopg
 from eventlog.backoff import delays
 from eventlog.db import Connection
 from schemas.accepted import AcceptedBatch, InvalidBatch, decode_batch
+from streams.errors import ApplyAbandoned
 from streams.metrics import WorkerMetrics
 from streams.writer import Applied, PartitionBatch, apply_batch, fold_partition
 
@@ -101,9 +103,21 @@ class BatchProcessor:
         self._conns: list[Connection | None] = [None] * lanes
         self.db_ok = True
         """False while the last attempt failed with a database fault."""
+        self._stopping = asyncio.Event()
+
+    def stop_retrying(self) -> None:
+        """The worker is stopping: an apply that meets a database fault from now on (or is
+        waiting to retry one) raises :class:`ApplyAbandoned` instead of retrying. An apply whose
+        transaction is running is left to finish."""
+        self._stopping.set()
 
     async def apply(self, raws: Sequence[RawRecord]) -> list[Applied]:
-        """Apply every record of ``raws``: each source partition behind its fence, in order."""
+        """Apply every record of ``raws``: each source partition behind its fence, in order.
+
+        Raises:
+            ApplyAbandoned: the worker is stopping (:meth:`stop_retrying`) and a database fault
+                keeps a partition from committing (the partitions already applied stay applied).
+        """
         started = time.perf_counter()
         groups, invalid = group(raws)
         self.metrics.records.labels("invalid").inc(invalid)
@@ -151,7 +165,11 @@ class BatchProcessor:
                     type(exc).__name__,
                     delay,
                 )
-                await asyncio.sleep(delay)
+                if not self._stopping.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), delay)
+                if self._stopping.is_set():
+                    raise ApplyAbandoned(batch.partition, exc) from exc
                 continue
             self.db_ok = True
             self.metrics.db_up.set(1)
@@ -209,9 +227,17 @@ class TakePipeline(Generic[T]):
         self._queued: list[T] = []
         self._task: asyncio.Task[None] | None = None
         self._taken = asyncio.Event()
+        self._closed = False
+
+    def close(self) -> None:
+        """Start no further apply (the worker is stopping): what is queued stays unacked, to be
+        read again by a restart or the partitions' next owner; an apply in flight goes on."""
+        self._closed = True
 
     async def offer(self, items: Sequence[T]) -> None:
         """Queue ``items`` (one take) for the next apply; start it when none is in flight."""
+        if self._closed:
+            return
         self._queued.extend(items)
         if self._task is None or self._task.done():
             if self._task is not None:
@@ -226,7 +252,11 @@ class TakePipeline(Generic[T]):
                 taken.cancel()
 
     async def drain(self) -> None:
-        """Wait until everything offered is applied and acked (re-raises an apply's error)."""
+        """Wait until everything offered is applied and acked (after :meth:`close`: the apply
+        in flight).
+
+        Raises:
+            Exception: what the last apply raised (e.g. :class:`ApplyAbandoned`)."""
         while self._task is not None:
             task = self._task
             await task
@@ -234,7 +264,7 @@ class TakePipeline(Generic[T]):
                 self._task = None
 
     async def _run(self) -> None:
-        while self._queued:
+        while self._queued and not self._closed:
             items, self._queued = self._queued[: self._max], self._queued[self._max :]
             self._taken.set()
             await self._apply([self._raw(item) for item in items])

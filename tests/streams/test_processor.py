@@ -26,6 +26,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from schemas.accepted import AcceptedBatch, encode_batch
+from streams.errors import ApplyAbandoned
 from streams.metrics import WorkerMetrics
 from streams.processor import BatchProcessor, RawRecord, TakePipeline
 from streams.writer import Applied, PartitionBatch
@@ -204,3 +205,44 @@ def test_an_apply_that_fails_is_raised_by_the_next_offer_and_its_items_are_not_a
     with pytest.raises(RuntimeError, match="boom"):
         asyncio.run(scenario())
     assert acked == []
+
+
+def test_a_stopping_worker_gives_up_an_apply_that_meets_a_database_fault() -> None:
+    async def scenario() -> tuple[FakeDatabase, BaseException | None]:
+        db = FakeDatabase(failures=1_000)
+        processor = BatchProcessor(
+            "unused",
+            "aggregates",
+            metrics=WorkerMetrics(CollectorRegistry()),
+            retry_initial_seconds=30,  # a stop must not wait out the backoff
+            retry_max_seconds=30,
+            connect=db.connect,  # type: ignore[arg-type]
+            apply=db.apply,  # type: ignore[arg-type]
+        )
+        applying = asyncio.ensure_future(processor.apply([_record(0, 10, 0)]))
+        while not db.attempts:
+            await asyncio.sleep(0.01)
+        processor.stop_retrying()
+        done, _ = await asyncio.wait([applying], timeout=5)
+        return db, (applying.exception() if done else None)
+
+    db, error = asyncio.run(scenario())
+    assert isinstance(error, ApplyAbandoned) and error.partition == 0
+    assert db.applied == []
+
+
+def test_a_closed_pipeline_finishes_its_apply_and_starts_no_other() -> None:
+    async def scenario() -> SlowApplies:
+        db = SlowApplies()
+        pipeline = _pipeline(db)
+        await pipeline.offer([0])
+        await asyncio.sleep(0)  # apply [0] in flight
+        await pipeline.offer([1])
+        pipeline.close()
+        await pipeline.offer([2])
+        db.release.set()
+        await pipeline.drain()
+        return db
+
+    db = asyncio.run(scenario())
+    assert db.applies == [[0]] and db.acked == [0]

@@ -261,3 +261,27 @@ def test_database_faults_pause_and_retry_without_losing_events(
         if line.startswith("brainstream_worker_db_retries_total")
     ]
     assert retries and sum(float(line.split()[-1]) for line in retries) >= 1
+
+
+def test_sigterm_while_the_database_is_down_stops_the_worker_and_loses_nothing(
+    workers: WorkerEnv, pg_schema: PgSchema
+) -> None:
+    # Faust waits at shutdown for every record it handed out to be acked; a record whose apply
+    # retries a database fault was never acked, so a worker that lost Postgres did not stop.
+    target = feed(workers, pg_schema.conninfo, 3_000, 50, seed=41)
+    log = workers.log_dir / "worker-db-down.log"
+    worker = workers.start(log, BRAINSTREAM_POSTGRES_DSN="postgresql://x:y@127.0.0.1:1/nothing")
+    workers.procs.append(worker)
+    deadline = time.monotonic() + 60
+    while "database fault" not in log.read_text():
+        assert worker.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.2)
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the worker ignored SIGTERM with the database down; see {log}")
+    assert "not applied" in log.read_text()
+    start(workers)  # the same group: the records were not committed, so they are read again
+    wait_caught_up(pg_schema.conninfo, workers.topics.events, target)
+    verified(pg_schema.conninfo)
