@@ -7,10 +7,12 @@ run: a plain consumer reading the same range without decoding or writing anythin
 Each measurement runs in a fresh subprocess (so its max RSS is its own); floor and export are
 interleaved and the best of the repeats is kept for each. The export needs CPU where the floor
 mostly waits on the broker, so other load on the machine lowers the ratio: the 1-minute load
-average is recorded with the figures. The export is the full code path of
-``brainstream export run`` (decode + validate every record, erasure and filter checks, typed
-Parquet columns, zstd row groups, SHA-256 of the file, manifest, atomic publish) except the
-erased set, which is read from the erasures topic only (no Postgres).
+average is recorded with the figures, and so is the CPU time (user + system, the process and
+its workers, start-up included) per event, which load barely changes. The export is the full
+code path of ``brainstream export run`` (decode + validate every record, erasure and filter
+checks, Parquet columns, the typed file of each type, zstd row groups, SHA-256 of the files,
+manifest, atomic publish) except the erased set, which is read from the erasures topic only (no
+Postgres).
 """
 
 from __future__ import annotations
@@ -139,14 +141,18 @@ def child(kind: str, events: int, per_partition: int, out: str) -> dict[str, Any
         count = manifest.records_read
         size = manifest.files[0].bytes
     seconds = time.perf_counter() - start
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    worker_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    own, workers = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    cpu = sum(u.ru_utime + u.ru_stime for u in (own, workers))
     return {
         "events": count,
         "seconds": seconds,
         "eps": count / seconds,
-        "rss_mb": rss_kb / 1024,
-        "worker_rss_mb": worker_kb / 1024,
+        "cpu_us_per_event": cpu / count * 1e6,
+        "rss_mb": own.ru_maxrss / 1024,
+        "worker_rss_mb": workers.ru_maxrss / 1024,
         "bytes": size,
     }
 
@@ -217,6 +223,10 @@ def main() -> None:
                 f"{best['events']}_events": round(best["worker_rss_mb"], 1),
             },
             "rss_growth_4x_range": round(growth, 3),
+            "cpu_us_per_event": {
+                "floor": round(floor["cpu_us_per_event"], 2),
+                "export": round(best["cpu_us_per_event"], 2),
+            },
             "cpus": os.cpu_count(),
             "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
         },

@@ -130,13 +130,17 @@ def tasks(
         for batch in reader.read(prange):
             offsets = [msg.offset() for msg in batch]
             mask = kept.mask(prange.partition, offsets) if kept is not None else None
+            # Records of one producer carry few distinct header lists; each is sent once per
+            # batch (pickle writes a repeated object as a reference), where copying every
+            # record's list of tuples to a worker cost more than the records' values.
+            seen: dict[tuple[tuple[str, bytes], ...], list[tuple[str, bytes]]] = {}
             yield Task(
                 prange.partition,
                 offsets,
                 [msg.value() for msg in batch],
                 mask,
                 [msg.timestamp()[1] for msg in batch],
-                [msg.headers() for msg in batch],
+                [seen.setdefault(tuple(h), h) if (h := msg.headers()) else h for msg in batch],
             )
 
 
