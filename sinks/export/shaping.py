@@ -10,7 +10,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pyarrow as pa
@@ -94,10 +94,16 @@ class Shaper:
         counts = Counts(read=len(task.values))
         columns: Columns = {name: [] for name in COLUMNS}
         originals: dict[int, datetime] = {}  # row -> the event's own time, when clamped
+        written: list[int] = []  # each row's schema_version as read
+        add_id, add_type = columns["event_id"].append, columns["type"].append
+        add_user, add_time = columns["user_id"].append, columns["occurred_at"].append
+        add_source, add_version = columns["source"].append, columns["schema_version"].append
+        add_props, add_offset = columns["properties"].append, columns["kafka_offset"].append
         mask, stamps, headers, rule = task.accepted, task.timestamps, task.headers, self._spec.rule
+        outcomes, outcome_of, pseudonym = counts.outcomes, self._selection.outcome, self._pseudonym
         for i, (offset, value) in enumerate(zip(task.offsets, task.values, strict=True)):
             if mask is not None and not mask[i]:
-                counts.outcomes[Outcome.NOT_ACCEPTED] += 1
+                outcomes[Outcome.NOT_ACCEPTED] += 1
                 continue
             verdict = judge(
                 value,
@@ -106,32 +112,35 @@ class Shaper:
                 rule,
             )
             if isinstance(verdict, Reject):
-                counts.outcomes[Outcome.UNDECODABLE] += 1
+                outcomes[Outcome.UNDECODABLE] += 1
                 continue
             event = verdict.event
-            outcome = self._selection.outcome(event)
-            if outcome is Outcome.EXPORTED:
-                try:
-                    properties, version = self._properties(verdict)
-                except InvalidEvent as exc:
-                    log.warning("%s v%d not upcast: %s", event.type, event.schema_version, exc)
-                    outcome = Outcome.NOT_UPCAST
-            counts.outcomes[outcome] += 1
+            outcome = outcome_of(event)
             if outcome is not Outcome.EXPORTED:
+                outcomes[outcome] += 1
                 continue
-            counts.versions[(event.type, event.schema_version)] += 1
+            try:
+                properties, version = self._properties(verdict)
+            except InvalidEvent as exc:
+                log.warning("%s v%d not upcast: %s", event.type, event.schema_version, exc)
+                outcomes[Outcome.NOT_UPCAST] += 1
+                continue
             if verdict.clamped:
-                originals[len(columns["event_id"])] = event.occurred_at
-            user = self._pseudonym(event.user_id) if self._pseudonym else event.user_id
-            columns["event_id"].append(event.event_id)
-            columns["type"].append(event.type)
-            columns["user_id"].append(user)
-            columns["occurred_at"].append(verdict.occurred_at)
-            columns["source"].append(event.source)
-            columns["schema_version"].append(version)
-            columns["properties"].append(properties)
-            columns["kafka_partition"].append(task.partition)
-            columns["kafka_offset"].append(offset)
+                originals[len(written)] = event.occurred_at
+            written.append(event.schema_version)
+            add_id(event.event_id)
+            add_type(event.type)
+            add_user(pseudonym(event.user_id) if pseudonym else event.user_id)
+            add_time(verdict.occurred_at)
+            add_source(event.source)
+            add_version(version)
+            add_props(properties)
+            add_offset(offset)
+        if written:
+            outcomes[Outcome.EXPORTED] += len(written)
+            types = cast("list[str]", columns["type"])
+            counts.versions.update(zip(types, written, strict=True))
+        columns["kafka_partition"] = [task.partition] * len(written)
         return self._shaped(task, counts, columns, originals)
 
     def _properties(self, verdict: Accept) -> tuple[str, int]:
