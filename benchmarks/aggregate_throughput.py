@@ -364,7 +364,7 @@ def end_to_end(
     """Sink and worker from the events topic; verify afterwards. Fills the accepted topic."""
     with contextlib.ExitStack() as stack:
         schema, conninfo = schema_in(stack, dsn)
-        worker, _ = start_worker(
+        worker, port = start_worker(
             stack, kafka, dsn, schema, topics, logs / f"{topics.events}.e2e.worker.log"
         )
         time.sleep(3)  # group join and assignment
@@ -401,6 +401,7 @@ def end_to_end(
                         raise RuntimeError(f"the {name} exited with {proc.returncode}; see {logs}")
                 time.sleep(0.05)
         used = cpu.since_start()
+        upserted = rows_upserted(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
         with psycopg.connect(conninfo) as conn:
             report = verify(conn)
             rows = scalar(conn, "SELECT count(*) FROM analytics_events")
@@ -415,6 +416,7 @@ def end_to_end(
         "e2e_sink_events_per_s": n / sink_s,
         "e2e_worker_behind_sink_s": wall - sink_s,
         "e2e_cpu_us_per_event": {name: 1e6 * s / n for name, s in used.items()},
+        "e2e_rows_upserted_per_event": upserted / n,
         "e2e_cpu_cores_busy": (sum(used.values()) - used["machine"]) / wall,
         "e2e_machine_cores_busy": used["machine"] / wall,
         "e2e_raw_rows": rows,
@@ -469,11 +471,7 @@ def worker_only(
                 " 'agg_user_days']::regclass[]) AS c",
             )
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    upserted = sum(
-        float(line.split()[-1])
-        for line in metrics.splitlines()
-        if line.startswith("brainstream_worker_rows_total ")
-    )
+    upserted = rows_upserted(metrics)
     return {
         "worker_events_per_s": n / (now - first_at),
         "worker_startup_s": first_at - launched,
@@ -483,6 +481,15 @@ def worker_only(
         "rows_left": rows,
         "aggregate_bytes_per_event": float(size) / n,
     }
+
+
+def rows_upserted(metrics: str) -> float:
+    """``brainstream_worker_rows_total`` of a worker's ``/metrics`` text."""
+    return sum(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("brainstream_worker_rows_total ")
+    )
 
 
 def peer(kafka: KafkaSettings, topic: str, name: str, n: int) -> dict[str, Any]:
