@@ -19,6 +19,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from eventlog.clients import consumer_conf
 from eventlog.errors import ExportStalled, RecordsGone, TimeLookupFailed, TopicMissing
 from eventlog.ranges import LogRange, PartitionRange, epoch_ms, from_times, resolve
+from schemas.config import access_refused
 
 Message = Any
 """A ``confluent_kafka.Message`` (the library ships no type information)."""
@@ -68,9 +69,12 @@ class LogReader:
         *,
         clock: Callable[[], float] = time.monotonic,
         skip_deleted: bool = False,
+        principal: str | None = None,
     ) -> None:
         self._consumer = consumer
         self.topic = topic
+        self._principal = principal
+        """The consumer's SASL principal, named when the cluster refuses it the topic."""
         self._config = config
         self._clock = clock
         self._skip_deleted = skip_deleted
@@ -85,6 +89,10 @@ class LogReader:
     def partitions(self) -> list[int]:
         meta = self._consumer.list_topics(self.topic, timeout=self._config.kafka_timeout_seconds)
         info = meta.topics.get(self.topic)
+        if info is not None:
+            doing = f"describing topic {self.topic!r}"
+            if (denied := access_refused(info.error, self._principal, doing)) is not None:
+                raise denied
         if info is None or info.error is not None or not info.partitions:
             raise TopicMissing(self.topic)
         return sorted(info.partitions)
@@ -177,6 +185,8 @@ def _take(
         if err is not None:
             if err.code() in _GONE:
                 raise RecordsGone(prange.partition, position)
+            if (denied := access_refused(err, None, f"reading topic {msg.topic()!r}")) is not None:
+                raise denied
             if err.code() != KafkaError._PARTITION_EOF:
                 raise KafkaException(err)
             # At the partition's current end: nothing at or past ``offset`` is readable yet, and

@@ -35,7 +35,13 @@ from producers.ratelog import RateLimitedLog, RateLimitFilter
 from producers.settings import SdkSettings
 from producers.spool import Spool
 from schemas import MAX_EVENT_BYTES, Event, FieldError, InvalidEvent, topics
-from schemas.config import KafkaAuthenticationFailed, KafkaSettings, TopicSettings
+from schemas.config import (
+    KafkaAccessRefused,
+    KafkaAuthenticationFailed,
+    KafkaSettings,
+    TopicSettings,
+    access_refused,
+)
 from schemas.registry import REGISTRY, EventRegistry
 
 log = logging.getLogger("brainstream.producers")
@@ -103,6 +109,9 @@ class Tracker:
         self._closed = False
         self._close_lock = threading.Lock()
         self._fatal: KafkaError | None = None
+        self.refused: KafkaAccessRefused | None = None
+        """The cluster's last authorization refusal (an ACL missing for this principal), set
+        by the client's error callback: the events are spooled meanwhile."""
         self._before_send = before_send
         self._sample_rates = dict(self.config.sample_rates)
         if before_send is not None or self._sample_rates:
@@ -382,8 +391,14 @@ class Tracker:
         self._poller.start()
 
     def _on_kafka_error(self, err: KafkaError) -> None:
+        denied = access_refused(err, self._kafka.sasl_username, f"writing to {self.topic!r}")
+        if denied is not None:  # e.g. no idempotent producer id: no Write on any topic
+            self.refused = denied
+            self._ratelog.warning(f"kafka:{err.name()}", f"{denied}; events are spooled")
         if is_fatal(err):
             self._fatal = err
+        if denied is not None:
+            return
         elif err.code() == KafkaError._ALL_BROKERS_DOWN:
             self._outbox.broker_down = True
         elif err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
@@ -395,7 +410,10 @@ class Tracker:
     def _poll_loop(self) -> None:
         next_tick = 0.0
         while not self._stop.is_set():
-            self._producer.poll(0.05)
+            try:
+                self._producer.poll(0.05)
+            except KafkaException as exc:  # a fatal error: the producer is replaced below
+                self._on_kafka_error(exc.args[0])
             now = self._clock()
             if now >= next_tick:
                 next_tick = now + self.config.resend_interval_seconds

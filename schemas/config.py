@@ -35,6 +35,47 @@ class KafkaAuthenticationFailed(BrainstreamError):
         )
 
 
+AUTHORIZATION_FAILED = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    }
+)
+"""Codes of the authorizer's refusals: the credentials were accepted, an ACL is missing."""
+
+
+class KafkaAccessRefused(BrainstreamError):
+    """The cluster's authorizer refused this principal something its process needs (an ACL
+    is missing, or the process runs as another principal than meant). No retry cures it, so
+    the process stops with this error, whose one line says what was refused, to whom, and
+    which ACL or setting to check: ``Kafka refused principal 'worker' writing to topic
+    'brainstream.events' (TOPIC_AUTHORIZATION_FAILED): grant User:worker that ACL, or run as
+    another principal (BRAINSTREAM_KAFKA_SASL_USERNAME)``."""
+
+    def __init__(self, username: str | None, refused: str, code: str) -> None:
+        who = f"principal {username!r}" if username else "this client's principal"
+        fix = f"grant User:{username} that ACL, or" if username else "grant it that ACL, or"
+        super().__init__(
+            f"Kafka refused {who} {refused} ({code}): {fix} run as another principal "
+            "(BRAINSTREAM_KAFKA_SASL_USERNAME)"
+        )
+        self.username = username
+        self.refused = refused
+        self.code = code
+
+
+def access_refused(
+    err: KafkaError | None, username: str | None, refused: str
+) -> KafkaAccessRefused | None:
+    """:class:`KafkaAccessRefused` for ``err`` when it is an authorizer's refusal, else
+    ``None``; ``refused`` says what the client was doing (``"reading topic 'x'"``)."""
+    if err is None or err.code() not in AUTHORIZATION_FAILED:
+        return None
+    return KafkaAccessRefused(username, refused, err.name())
+
+
 @dataclass(frozen=True)
 class RefuseOnAuthenticationFailure:
     """librdkafka ``error_cb`` of SASL clients: raises :class:`KafkaAuthenticationFailed` (out

@@ -43,14 +43,14 @@ from eventlog.offsets import (
     without_partitions,
 )
 from eventlog.runtime import runtime_tuning
-from schemas.config import TopicSettings
+from schemas.config import TopicSettings, access_refused
 from schemas.errors import BrainstreamError
 from sinks.config import SinkConfig
 from sinks.dlq import DeadLetters, DlqContext
 from sinks.forward import Forwarder, ForwardStopped, accepted_batches
 from sinks.metrics import SinkMetrics
 from sinks.records import Rejection, Row, split
-from sinks.writer import WriteResult, create_staging, write_batch
+from sinks.writer import WriteResult, create_staging, require_privileges, write_batch
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,7 @@ class PostgresStore:
     def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = psycopg.connect(self._conninfo, connect_timeout=10)
+            require_privileges(self._conn)
             create_staging(self._conn)
         return self._conn
 
@@ -282,6 +283,11 @@ class Sink:
 
     def _partitions(self, topic: str) -> int:
         meta = self._consumer.list_topics(topic, timeout=30).topics.get(topic)
+        if meta is not None:
+            principal = self._consumer_conf.get("sasl.username")
+            denied = access_refused(meta.error, principal, f"describing topic {topic!r}")
+            if denied is not None:
+                raise denied
         return len(meta.partitions) if meta is not None and meta.error is None else 0
 
     # -- rebalancing ---------------------------------------------------------------------------
@@ -313,7 +319,7 @@ class Sink:
                 msgs = self._consumer.consume(cfg.batch_max_records - len(records), timeout=wait)
             self._revoked, revoked = set(), self._revoked
             records = without_partitions(records, revoked)
-            records += [m for m in msgs if m.error() is None or self._usable(m)]
+            records += [m for m in msgs if m.error() is None or self._usable(self._allowed(m))]
             if records and deadline is None:
                 deadline = self._clock() + cfg.batch_max_seconds
             if deadline is None and not msgs:
@@ -321,6 +327,17 @@ class Sink:
             if deadline is not None and self._clock() >= deadline:
                 break
         return records
+
+    def _allowed(self, msg: Message) -> Message:
+        """``msg``, unless it is the authorizer's refusal (a topic or group ACL missing for
+        this principal): then :class:`~schemas.config.KafkaAccessRefused` is raised, which
+        ends the sink with its one line instead of a warning logged at every poll."""
+        doing = f"reading topic {msg.topic() or self._topics.events!r}"
+        doing += f" in consumer group {self._consumer_conf['group.id']!r}"
+        denied = access_refused(msg.error(), self._consumer_conf.get("sasl.username"), doing)
+        if denied is not None:
+            raise denied
+        return msg
 
     @staticmethod
     def _usable(msg: Message) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from eventlog.clients import producer_conf
+from schemas.config import KafkaAccessRefused, access_refused
 from schemas.errors import BrainstreamError
 from schemas.topics import DLQ_PREFIX
 from sinks.records import Rejection, timestamp_ms
@@ -77,6 +78,8 @@ class DeadLetters:
         self._clock = clock
         self._pending = 0
         self._failed = 0
+        self._principal: str | None = kafka_conf.get("sasl.username")
+        self._refused: KafkaAccessRefused | None = None
 
     def send(self, rejection: Rejection) -> None:
         origin = rejection.origin
@@ -94,8 +97,11 @@ class DeadLetters:
 
         Raises:
             DeadLetterError: some were not delivered (offsets must not move past them).
+            KafkaAccessRefused: the cluster refused this principal writing to the DLQ topic.
         """
         self._producer.flush(timeout)
+        if self._refused is not None:
+            raise self._refused
         undelivered, self._pending, failed = self._pending, 0, self._failed
         self._failed = 0
         if undelivered or failed:
@@ -108,3 +114,5 @@ class DeadLetters:
         self._pending -= 1
         if err is not None:
             self._failed += 1
+            doing = f"writing to topic {self._topic!r}, the dead-letter topic,"
+            self._refused = self._refused or access_refused(err, self._principal, doing)

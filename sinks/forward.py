@@ -34,6 +34,7 @@ from eventlog.backoff import delays
 from eventlog.clients import producer_conf
 from eventlog.offsets import is_fatal
 from schemas.accepted import AcceptedBatch, encode_batch
+from schemas.config import KafkaAccessRefused, access_refused
 from schemas.errors import BrainstreamError
 from sinks.records import Row
 
@@ -163,14 +164,18 @@ class Forwarder:
     ) -> None:
         self._producer = producer_factory(producer_conf(kafka_conf, linger_ms=0, compression="lz4"))
         self.topic = topic
+        self._principal: str | None = kafka_conf.get("sasl.username")
         self._retry = (retry_initial_seconds, retry_max_seconds)
         self.records = 0
         self.bytes = 0
 
     def check(self, partitions: int, timeout: float = 30.0) -> None:
         """Raise :class:`ForwardError` unless the topic exists with at least ``partitions``
-        partitions (the events topic's count: batch records keep the source's number)."""
+        partitions (the events topic's count: batch records keep the source's number), or
+        :class:`KafkaAccessRefused` when this principal may not even describe it."""
         meta = self._producer.list_topics(self.topic, timeout=timeout).topics.get(self.topic)
+        if meta is not None and (denied := self._refused(meta.error, "describing")) is not None:
+            raise denied
         if meta is None or meta.error is not None:
             reason = meta.error.str() if meta is not None and meta.error else "missing"
             raise ForwardError(f"accepted topic {self.topic}: {reason} (brainstream topics create)")
@@ -186,6 +191,7 @@ class Forwarder:
         Raises:
             ForwardStopped: ``stop`` was set while records were still unacknowledged.
             ForwardError: an error no retry can cure (missing partition, too large, fatal).
+            KafkaAccessRefused: the cluster refused this principal writing to the topic.
         """
         pending = [(b.partition, v) for b in batches for v in chunked(b)]
         self.records += len(pending)
@@ -227,6 +233,8 @@ class Forwarder:
                 except BufferError:
                     self._producer.poll(0.05)
                 except KafkaException as exc:  # e.g. a partition the topic does not have
+                    if (denied := self._refused(exc.args[0], "writing to")) is not None:
+                        raise denied from None
                     raise ForwardError(f"{self.topic}[{partition}]: {exc.args[0].str()}") from exc
             self.bytes += len(value)
         waited = 0
@@ -235,6 +243,8 @@ class Forwarder:
             if stop.is_set() and waited >= _STOP_GRACE_SECONDS:
                 raise ForwardStopped("shutdown while accepted records were in flight")
         for err in errors:
+            if (denied := self._refused(err, "writing to")) is not None:
+                raise denied
             if is_fatal(err) or err.code() in _PERMANENT:
                 raise ForwardError(f"{self.topic}: {err.str()}")
         if errors:
@@ -243,6 +253,11 @@ class Forwarder:
 
     def close(self) -> None:
         self._producer.flush(10.0)
+
+    def _refused(self, err: KafkaError | None, doing: str) -> KafkaAccessRefused | None:
+        return access_refused(
+            err, self._principal, f"{doing} topic {self.topic!r}, the accepted stream,"
+        )
 
 
 class ForwardError(BrainstreamError):

@@ -33,6 +33,7 @@ from psycopg.types.json import set_json_dumps
 from eventlog.db import erased_among
 from schemas import FieldError
 from schemas.db import ERASED_USERS_TABLE, ERASURE_LOCK_KEY, EVENTS_TABLE
+from schemas.errors import BrainstreamError
 from sinks.records import Rejection, Row
 
 STAGE_TABLE = "bs_sink_stage"
@@ -116,6 +117,54 @@ _STORED_HERE = sql.SQL(
     " WHERE e.kafka_partition = s.kafka_partition AND e.kafka_offset = s.kafka_offset"
 ).format(stage=sql.Identifier(STAGE_TABLE), events=sql.Identifier(EVENTS_TABLE))
 _CLEAR = sql.SQL("DELETE FROM {stage}").format(stage=sql.Identifier(STAGE_TABLE))
+
+
+PRIVILEGES = {EVENTS_TABLE: ("SELECT", "INSERT"), ERASED_USERS_TABLE: ("SELECT",)}
+"""What the sink does to each table (the grants of migration 0010 to ``brainstream_sink``);
+it also needs TEMPORARY on the database, for its staging table."""
+
+
+class PrivilegeMissing(BrainstreamError):
+    """The sink's Postgres role lacks a privilege the sink needs; the one line names the role
+    and the grants that fix it."""
+
+    def __init__(self, role: str, missing: list[str]) -> None:
+        grants = "; ".join(f"GRANT {m} TO {role}" for m in missing)
+        super().__init__(
+            f"Postgres role {role!r} lacks {', '.join(missing)}, which the sink needs: "
+            f"{grants} (or to brainstream_sink, the group role the migrations grant it to), "
+            "or check BRAINSTREAM_POSTGRES_DSN"
+        )
+        self.role = role
+        self.missing = missing
+
+
+def require_privileges(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Check, in one query, that the connection's role holds :data:`PRIVILEGES` and
+    TEMPORARY on the database (a table not migrated yet is left to the write to report).
+
+    Raises:
+        PrivilegeMissing: what is missing, named as grants."""
+    checks = [(table, p) for table, privileges in PRIVILEGES.items() for p in privileges]
+    probes = sql.SQL(", ").join(
+        sql.SQL("has_table_privilege(to_regclass({}), {})").format(table, p) for table, p in checks
+    )
+    with conn.transaction():
+        row = conn.execute(
+            sql.SQL(
+                "SELECT current_user, current_database(),"
+                " has_database_privilege(current_database(), 'TEMPORARY'), {}"
+            ).format(probes)
+        ).fetchone()
+    assert row is not None
+    role, database, temporary, *held = row
+    missing = [
+        f"{p} ON {table}" for (table, p), ok in zip(checks, held, strict=True) if ok is False
+    ]
+    if not temporary:
+        missing.append(f"TEMPORARY ON DATABASE {database}")
+    if missing:
+        raise PrivilegeMissing(str(role), missing)
 
 
 def create_staging(conn: psycopg.Connection[tuple[object, ...]]) -> None:

@@ -241,7 +241,9 @@ def replay(
         # counted), where an export would fail rather than publish less than it planned.
         # --to aggregates reads the sink's accepted stream: exactly what the raw table stored.
         topic = settings.topics.events if to == "raw" else settings.topics.accepted
-        reader = LogReader(consumer, topic, config, skip_deleted=True)
+        reader = LogReader(
+            consumer, topic, config, skip_deleted=True, principal=settings.kafka.sasl_username
+        )
         if to == "raw":
             _replay_raw(reader, selected, settings, config, progress)
         else:
@@ -273,7 +275,9 @@ def _replay_raw(
     from sinks.export import ExportError
 
     try:  # only what the live sink stored, unless BRAINSTREAM_EXPORT_SOURCE=log
-        accepted = LogReader(side, settings.topics.accepted, config)
+        accepted = LogReader(
+            side, settings.topics.accepted, config, principal=settings.kafka.sasl_username
+        )
         result = replay_to_raw(
             reader,
             selected,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import typer
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         from producers import Tracker, TrackingError
         from producers.demo import DemoTraffic
         from schemas import REGISTRY
-        from schemas.config import check_credentials
+        from schemas.config import AUTHORIZATION_FAILED, KafkaAccessRefused, check_credentials
 
         console = Console(stderr=True)
         settings, sdk = Settings(), SdkSettings()
@@ -78,9 +78,27 @@ def register(app: typer.Typer) -> None:
         traffic = DemoTraffic(REGISTRY.names(), users, random.Random(seed))
         if traffic.skipped:
             console.print(f"[yellow]no demo properties for: {', '.join(traffic.skipped)}")
+
+        def refusal() -> KafkaAccessRefused | None:
+            """The cluster's refusal of this principal's writes, if any: no demo traffic can
+            get through it, so the command stops with its one line (events are spooled)."""
+            for problem in problems:
+                code = getattr(problem, "reason", "")
+                if code in {KafkaError(c).name() for c in AUTHORIZATION_FAILED}:
+                    return KafkaAccessRefused(
+                        settings.kafka.sasl_username,
+                        f"writing to topic {settings.topics.events!r}",
+                        code,
+                    )
+            return tracker.refused
+
         with _metrics_server(metrics_port, metrics_host, console):
-            sent = _run(tracker, traffic, rate, duration, console)
-            stats = tracker.close(sdk.close_timeout_seconds)
+            try:
+                sent = _run(tracker, traffic, rate, duration, console, refusal)
+            finally:
+                stats = tracker.close(sdk.close_timeout_seconds)
+        if (denied := refusal()) is not None:
+            raise denied
         console.print(_summary(stats, sent, len(problems)))
         if stats.unexplained:
             raise typer.Exit(1)
@@ -106,7 +124,16 @@ def _metrics_server(port: int | None, host: str, console: Console) -> Iterator[N
         server.server_close()
 
 
-def _run(tracker: Tracker, traffic: DemoTraffic, rate: float, duration: float, con: Console) -> int:
+def _run(
+    tracker: Tracker,
+    traffic: DemoTraffic,
+    rate: float,
+    duration: float,
+    con: Console,
+    refusal: Callable[[], Exception | None],
+) -> int:
+    """Track ``rate`` events/s for ``duration`` s; returns how many, or stops early when
+    ``refusal()`` names an error no traffic can get through."""
     total = int(rate * duration)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}"))
     with Progress(*columns, TimeRemainingColumn(), console=con, transient=True) as progress:
@@ -120,6 +147,8 @@ def _run(tracker: Tracker, traffic: DemoTraffic, rate: float, duration: float, c
                 tracker.track(type_name, user_id, properties=props)
                 sent += 1
             s = tracker.stats()
+            if refusal() is not None:
+                break
             progress.update(bar, completed=sent, description=_line(s))
             time.sleep(min(0.05, max(0.0, start + sent / rate - time.monotonic())))
     return sent

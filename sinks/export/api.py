@@ -25,7 +25,9 @@ def load_erased(
     erased = erased_users.from_postgres(conninfo) if conninfo is not None else set()
     consumer = Consumer(reader_conf(kafka_conf, GROUP_ID))
     try:
-        erased |= erased_users.from_topic(LogReader(consumer, topics.erasures, config))
+        erased |= erased_users.from_topic(
+            LogReader(consumer, topics.erasures, config, principal=_principal(kafka_conf))
+        )
     finally:
         consumer.close()
     return frozenset(erased)
@@ -46,10 +48,19 @@ def export(
     consumer = Consumer(reader_conf(kafka_conf, GROUP_ID))
     side = Consumer(reader_conf(kafka_conf, GROUP_ID)) if config.source == "accepted" else None
     try:
-        reader = LogReader(consumer, topics.events, config)
-        accepted = LogReader(side, topics.accepted, config) if side is not None else None
+        reader = LogReader(consumer, topics.events, config, principal=_principal(kafka_conf))
+        accepted = (
+            LogReader(side, topics.accepted, config, principal=_principal(kafka_conf))
+            if side is not None
+            else None
+        )
         return run_export(request, config, reader, erased, accepted=accepted, progress=progress)
     finally:
         consumer.close()
         if side is not None:
             side.close()
+
+
+def _principal(kafka_conf: dict[str, Any]) -> str | None:
+    principal = kafka_conf.get("sasl.username")
+    return str(principal) if principal is not None else None

@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import AclOperation, AdminClient, ConfigResource
 from pydantic import SecretStr
 
 from brainstream import dev
@@ -172,6 +172,8 @@ def test_secure_profile_tls_scram_acls_and_roles(dev_dir: Path) -> None:
 
     # Each process refuses a wrong password with a clear error instead of waiting.
     _refused_processes(dev_dir, boot, topics, owner)
+    # ...and an ACL or a Postgres grant it lacks, with one line naming what and whom.
+    _refused_access(dev_dir, boot, topics, owner, admin)
     # The pipeline over SASL_SSL, each process as its own principal and Postgres role.
     _secure_pipeline(dev_dir, boot, topics, owner)
     for env in (dev_dir / "secure" / "env").iterdir():
@@ -317,6 +319,104 @@ def _refused_processes(dev_dir: Path, boot: str, topics: TopicSettings, owner: s
         stats = tracker.close(5)
     assert _refusals(records), [r.getMessage() for r in records]
     assert stats.tracked == 1 and stats.dropped == 0 and stats.delivered == 0
+
+
+def _refusal(
+    dev_dir: Path,
+    boot: str,
+    topics: TopicSettings,
+    owner: str,
+    kind: str,
+    args: list[str],
+    **settings: str,
+) -> str:
+    """Run ``brainstream <args>`` as principal ``kind`` (``settings`` on top, e.g.
+    ``POSTGRES_DSN``) and return its one error line: it must exit 2, at once, without a
+    traceback and with nothing else on stderr but librdkafka's own log lines."""
+    env = _process_env(dev_dir, boot, topics, owner, kind)
+    env.update({f"BRAINSTREAM_{k}": v for k, v in settings.items()})
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "brainstream.cli", *args],
+        env=env, capture_output=True, text=True, timeout=90, check=False,
+    )  # fmt: skip
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, f"{args} as {kind} exited {done.returncode}:\n{said[-3000:]}"
+    assert "Traceback" not in said, said[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, done.stderr
+    others = [line for line in done.stderr.splitlines() if line and line != errors[0]]
+    # librdkafka's own log lines ("%4|…") and the process's log lines, nothing else
+    assert all(re.match(r"%\d\||\d{4}-\d\d-\d\d ", line) for line in others), others
+    assert time.monotonic() - started < 60  # refused, not waiting out a timeout
+    return errors[0]
+
+
+def _refused_access(
+    dev_dir: Path, boot: str, topics: TopicSettings, owner: str, admin: AdminClient
+) -> None:
+    """An authorizer's refusal (TopicAuthorizationFailed and kin) and a missing Postgres
+    grant end each real process with one line naming what was refused, to whom, and the
+    fix, instead of a hang, a warning at every poll or a traceback."""
+    fix = "run as another principal (BRAINSTREAM_KAFKA_SASL_USERNAME)"
+    # the worker principal producing to the events topic
+    line = _refusal(dev_dir, boot, topics, owner, "worker", ["produce", "--rate", "50",
+                    "--duration", "20"], SDK_SPOOL_DIR=str(dev_dir / "refused-spool"))  # fmt: skip
+    assert line.startswith(
+        f"error: Kafka refused principal 'worker' writing to topic '{topics.events}' ("
+    ), line
+    assert re.search(r"\((TOPIC|CLUSTER)_AUTHORIZATION_FAILED\)", line) and fix in line, line
+
+    # the sdk principal running the sink, which reads the events topic: as provisioned, the
+    # first thing refused is the accepted stream the sink also writes
+    sink_dsn = secure.postgres_dsn(dev_dir, owner, "sink")
+    line = _refusal(dev_dir, boot, topics, owner, "sdk", ["sink"], POSTGRES_DSN=sink_dsn)
+    assert line.startswith("error: Kafka refused principal 'sdk' describing topic"), line
+    assert "(TOPIC_AUTHORIZATION_FAILED)" in line and "User:sdk" in line, line
+    # granted all the sink needs but Read on the events topic: the fetch is what is refused
+    group = "brainstream-sink-refused"
+    extra = [
+        b for b in secure.service_acls(topics, {"sink": group})["sink"]
+        if not (b.name == topics.events and b.operation == AclOperation.READ)
+    ]  # fmt: skip
+    secure.grant(admin, [_as_principal(b, "sdk") for b in extra])
+    line = _refusal(dev_dir, boot, topics, owner, "sdk", ["sink"], POSTGRES_DSN=sink_dsn,
+                    SINK_GROUP_ID=group)  # fmt: skip
+    assert line == (
+        f"error: Kafka refused principal 'sdk' reading topic '{topics.events}' in consumer "
+        f"group '{group}' (TOPIC_AUTHORIZATION_FAILED): grant User:sdk that ACL, or {fix}"
+    ), line
+    # the export as sdk (the events topic, then the erasures topic it may not see)
+    line = _refusal(dev_dir, boot, topics, owner, "sdk",
+                    ["export", "run", "refused", "--no-progress"],
+                    EXPORT_SOURCE="log", POSTGRES_DSN=owner)  # fmt: skip
+    assert line.startswith(
+        f"error: Kafka refused principal 'sdk' describing topic '{topics.erasures}'"
+    ), line
+
+    # the sink's Postgres role lacking a privilege: one line naming the role and the grant
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute("REVOKE INSERT ON analytics_events FROM brainstream_sink")
+    try:
+        line = _refusal(dev_dir, boot, topics, owner, "sink", ["sink"],
+                        SINK_GROUP_ID=f"{group}-pg")  # fmt: skip
+    finally:
+        with psycopg.connect(owner, autocommit=True) as conn:
+            conn.execute("GRANT INSERT ON analytics_events TO brainstream_sink")
+    assert line == (
+        "error: Postgres role 'bs_sink' lacks INSERT ON analytics_events, which the sink "
+        "needs: GRANT INSERT ON analytics_events TO bs_sink (or to brainstream_sink, the group "
+        "role the migrations grant it to), or check BRAINSTREAM_POSTGRES_DSN"
+    ), line
+
+
+def _as_principal(binding: Any, principal: str) -> Any:
+    from confluent_kafka.admin import AclBinding
+
+    return AclBinding(
+        binding.restype, binding.name, binding.resource_pattern_type, f"User:{principal}",
+        binding.host, binding.operation, binding.permission_type,
+    )  # fmt: skip
 
 
 def _read(conf: dict[str, Any], topic: str) -> int | None:

@@ -57,3 +57,31 @@ def test_an_unreachable_cluster_is_left_to_the_callers_request() -> None:
         timeout=60,
     )
     assert time.monotonic() - started < 30
+
+
+def test_an_authorizers_refusal_is_one_line_naming_what_and_whom(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from confluent_kafka import KafkaException
+
+    from schemas.config import KafkaAccessRefused, access_refused
+
+    topic = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "Broker: Topic authorization failed")
+    denied = access_refused(topic, "worker", "writing to topic 'brainstream.events'")
+    assert isinstance(denied, KafkaAccessRefused)
+    assert one_line(denied) == (
+        "Kafka refused principal 'worker' writing to topic 'brainstream.events' "
+        "(TOPIC_AUTHORIZATION_FAILED): grant User:worker that ACL, or run as another principal "
+        "(BRAINSTREAM_KAFKA_SASL_USERNAME)"
+    )
+    assert access_refused(KafkaError(KafkaError._TRANSPORT), "worker", "x") is None
+    assert access_refused(None, "worker", "x") is None
+    # raised bare by a client: the principal comes from the process's settings, and it is
+    # not reported as refused credentials (they were accepted)
+    monkeypatch.setenv("BRAINSTREAM_KAFKA_SASL_USERNAME", "sdk")
+    group = KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED, "Broker: Group authorization failed")
+    line = one_line(KafkaException(group))
+    assert line is not None and line.startswith("Kafka refused principal 'sdk' a request")
+    assert "credentials" not in line and "(GROUP_AUTHORIZATION_FAILED)" in line
+    anonymous = access_refused(topic, None, "reading topic 't'")
+    assert one_line(anonymous) == str(KafkaAccessRefused("sdk", "reading topic 't'", topic.name()))
