@@ -11,7 +11,7 @@ import pytest
 
 from sinks.config import SinkConfig
 from sinks.records import Row, split
-from sinks.writer import create_staging, write_batch
+from sinks.writer import PrivilegeMissing, create_staging, require_privileges, write_batch
 from tests.fixtures.samples import sample_event
 from tests.fixtures.services import PgSchema
 from tests.sinks.conftest import as_incoming
@@ -150,3 +150,20 @@ def test_a_value_the_client_cannot_encode_is_isolated_and_the_rest_is_written(
     assert [id(r.origin) for r in result.rejected] == [id(rows[5].origin)]
     assert result.rejected[0].stage == "persist"
     assert _count(conn) == 11
+
+
+def test_the_privileges_the_sink_needs_are_checked_and_named_as_grants(
+    pg_schema: PgSchema,
+) -> None:
+    with psycopg.connect(pg_schema.conninfo, autocommit=True) as conn:
+        conn.execute("SET ROLE brainstream_sink")  # the migrations' grants: all there
+        conn.autocommit = False
+        require_privileges(conn)
+    with psycopg.connect(pg_schema.conninfo, autocommit=True) as conn:
+        conn.execute("SET ROLE brainstream_reader")  # read-only: SELECT, never INSERT
+        conn.autocommit = False
+        with pytest.raises(PrivilegeMissing) as caught:
+            require_privileges(conn)
+    assert "INSERT ON analytics_events" in caught.value.missing
+    assert not [m for m in caught.value.missing if m.startswith("SELECT")]
+    assert "GRANT INSERT ON analytics_events TO brainstream_reader" in str(caught.value)
