@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -26,6 +27,20 @@ def default_spool_dir() -> Path:
     return base / "brainstream" / "spool"
 
 
+def destination_spool_dir(bootstrap_servers: str, topic: str) -> Path:
+    """The default spool of one destination: ``default_spool_dir() / "<topic>-<12 hex>"``.
+
+    The hex digits are the SHA-256 of the bootstrap list, lower-cased and sorted, so two
+    spellings of one list share a directory. Orphaned segments are adopted by the next
+    process using the same directory and re-sent to *its* topic: keying the default by
+    destination keeps two services of one OS user that publish to different clusters or
+    topics (staging and production on one host) from re-sending each other's events.
+    """
+    servers = sorted(s.strip().lower() for s in bootstrap_servers.split(",") if s.strip())
+    digest = hashlib.sha256(",".join(servers).encode()).hexdigest()[:12]
+    return default_spool_dir() / f"{topic}-{digest}"
+
+
 class TrackerConfig(Renamed):
     """How a :class:`~producers.tracker.Tracker` behaves. Every field has a safe default;
     durations in seconds, ``_ms`` for the librdkafka properties of that name."""
@@ -41,7 +56,11 @@ class TrackerConfig(Renamed):
     """Service name stamped on every event (lower-case, ``[a-z0-9_.-]``)."""
     strict: bool = False
     """Raise validation errors into the caller (tests, development) instead of reporting them."""
-    spool_dir: Path = Field(default_factory=default_spool_dir)
+    spool_dir: Path | None = None
+    """Where undelivered events wait. ``None``: the destination's own directory under
+    :func:`default_spool_dir` (:func:`destination_spool_dir`). A directory given here is used
+    as is: every process sharing it must publish to the same topic of the same cluster, since
+    each re-sends the others' orphaned events to its own."""
     spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024)
     """Cap of this process's spool; beyond it the oldest segment is dropped (and counted)."""
     delivery_timeout_ms: int = Field(default=30_000, ge=1_000)

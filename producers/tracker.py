@@ -24,7 +24,7 @@ from uuid_utils import uuid7
 import schemas
 from eventlog.offsets import is_fatal
 from producers import context, encoder, forking, metrics
-from producers.config import TrackerConfig
+from producers.config import TrackerConfig, default_spool_dir, destination_spool_dir
 from producers.context import UserContext, make_context
 from producers.counters import TrackerStats
 from producers.delivery import OnError, Outbox
@@ -97,13 +97,17 @@ class Tracker:
         self._codecs: dict[str, TypeCodec] = {}
         self._users: dict[str, UserContext] = {}
         ratelog = RateLimitedLog(log, self.config.log_interval_seconds, clock)
-        spool_dir = self.config.spool_dir
+        spool_dir = self.config.spool_dir or destination_spool_dir(
+            self._kafka.bootstrap_servers, topic
+        )
         if not self.config.send:  # nothing can fail to send: a private, empty spool
             spool_dir = Path(tempfile.mkdtemp(prefix="brainstream-disabled-"))
         try:
             spool = Spool(spool_dir, self.config.spool_max_bytes)
         except OSError as exc:
             raise SpoolUnavailable(spool_dir, exc) from None
+        if self.config.spool_dir is None and self.config.send:
+            _warn_of_unkeyed_segments(spool_dir)
         self._outbox = Outbox(spool, on_error, ratelog, self.config.max_attempts)
         self._ratelog = ratelog
         self._closed = False
@@ -516,3 +520,21 @@ class Tracker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _warn_of_unkeyed_segments(spool_dir: Path) -> None:
+    """Segments at the root of the default spool were written before the default was keyed
+    by destination: nothing says where they belong, so none is adopted; say where they are."""
+    legacy = default_spool_dir()
+    try:
+        count = sum(1 for _ in legacy.glob("*.seg"))
+    except OSError:
+        return
+    if count:
+        log.warning(
+            "%d spooled segment(s) in %s have no destination; move those of this service's "
+            "topic and cluster into %s to have them re-sent",
+            count,
+            legacy,
+            spool_dir,
+        )

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,10 @@ import pytest
 import yaml
 
 from producers import SpoolUnavailable, Tracker, TrackerConfig
+from producers.config import destination_spool_dir
 from producers.settings import SdkSettings
+from producers.spool import Spool
+from schemas.config import KafkaSettings
 from tests.fixtures.services import REPO
 
 NOT_DEFAULT: dict[str, Any] = {
@@ -92,16 +96,20 @@ def test_the_image_user_has_no_home_so_the_default_spool_needs_the_setting() -> 
     """The image's user environment (``nobody``: HOME=/nonexistent, no XDG_CACHE_HOME): the
     default points into the missing home, which is why the image sets the variable."""
     env = {"PATH": os.environ["PATH"], "HOME": "/nonexistent"}
-    code = "from producers.settings import SdkSettings; print(SdkSettings().spool_dir)"
+    code = (
+        "from producers.config import destination_spool_dir as d; "
+        "from producers.settings import SdkSettings; "
+        "print(SdkSettings().spool_dir or d('127.0.0.1:9092', 'brainstream.events'))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.strip()
-    assert out == "/nonexistent/.cache/brainstream/spool"
+    assert out.startswith("/nonexistent/.cache/brainstream/spool/brainstream.events-"), out
     env["XDG_CACHE_HOME"] = "/tmp/cache"
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.strip()
-    assert out == "/tmp/cache/brainstream/spool"
+    assert out.startswith("/tmp/cache/brainstream/spool/brainstream.events-"), out
     env["BRAINSTREAM_SDK_SPOOL_DIR"] = "/var/lib/brainstream/spool"
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=True
@@ -135,3 +143,52 @@ def test_dockerignore_keeps_local_state_out_of_the_image() -> None:
         if line.strip() and not line.startswith("#")
     }
     assert {".git", ".venv", ".brainstream", ".env"} <= ignored
+
+
+def _orphan(directory: Path, n: int) -> None:
+    """``n`` records spooled by a process that is gone (its lock released)."""
+    gone = Spool(directory, 1 << 20)
+    for i in range(n):
+        gone.append(b"u", b"%08d" % i, [])
+    gone.close()
+
+
+def _recovered(kafka: KafkaSettings, topic: str, wait: float = 2.0) -> int:
+    """What a tracker adopts at start (its first maintenance tick runs within ~50 ms)."""
+    tracker = Tracker(kafka, topic=topic, source="unit", prometheus=False)
+    try:
+        deadline = time.monotonic() + wait
+        while not tracker.stats().recovered and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return tracker.stats().recovered
+    finally:
+        tracker.close(0.5)
+
+
+def test_the_default_spool_is_one_per_destination(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Orphans are re-sent by whoever adopts them, to its own topic and cluster: under the
+    default spool a process adopts only what was spooled for its own destination (two services
+    of one OS user publishing to staging and production must not swap events)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    here, there = KafkaSettings(bootstrap_servers="127.0.0.1:9"), "127.0.0.1:10"
+    spool = destination_spool_dir(here.bootstrap_servers, "app.events")
+    assert spool == destination_spool_dir(" 127.0.0.1:9 ", "app.events")
+    assert destination_spool_dir("B:1,a:2", "t") == destination_spool_dir("a:2, b:1", "t")
+    assert spool != destination_spool_dir(there, "app.events")
+    assert spool != destination_spool_dir(here.bootstrap_servers, "other.events")
+    _orphan(spool, 7)
+    assert _recovered(KafkaSettings(bootstrap_servers=there), "app.events") == 0
+    assert _recovered(here, "other.events") == 0
+    assert _recovered(here, "app.events", wait=10) == 7
+
+
+def test_segments_of_the_unkeyed_default_spool_are_named_not_adopted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    _orphan(tmp_path / "brainstream" / "spool", 3)
+    with caplog.at_level("WARNING", logger="brainstream.producers"):
+        assert _recovered(KafkaSettings(bootstrap_servers="127.0.0.1:9"), "app.events") == 0
+    assert "1 spooled segment(s) in" in caplog.text and "have no destination" in caplog.text
