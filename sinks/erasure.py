@@ -14,14 +14,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Producer
 from psycopg import sql
 
 from eventlog.clients import producer_conf
 from eventlog.db import Connection
+from schemas import BrainstreamError
 from schemas.db import ERASED_USERS_TABLE, ERASURE_LOCK_KEY, EVENTS_TABLE
 
 AggregateEraser = Callable[[Connection, str], None]
+
+
+class ErasureNotPublished(BrainstreamError, RuntimeError):
+    """The erasure is committed in Postgres but the erasures topic did not acknowledge it.
+
+    Until it is published, consumers that learn of erasures from the topic alone do not know
+    of it. Re-running the erasure is idempotent and publishes it again."""
+
+    def __init__(self, user_id: str, topic: str, timeout: float, cause: object) -> None:
+        super().__init__(
+            f"user {user_id!r} is erased in Postgres, but topic {topic!r} did not acknowledge "
+            f"the erasure within {timeout:g} s ({cause}): re-run erase-user once Kafka is "
+            "reachable (it is idempotent); check BRAINSTREAM_KAFKA_BOOTSTRAP_SERVERS"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +124,18 @@ def erasure_record(report: ErasureReport) -> tuple[bytes, bytes]:
 def publish_erasure(
     kafka_conf: dict[str, Any], topic: str, report: ErasureReport, timeout: float = 30.0
 ) -> None:
-    """Produce and wait for the broker's acknowledgement; raises ``KafkaException`` otherwise."""
+    """Produce and wait up to ``timeout`` seconds for the broker's acknowledgement.
+
+    Raises:
+        ErasureNotPublished: no acknowledgement (broker unreachable, refused, timed out).
+    """
     errors: list[Any] = []
     producer = Producer(producer_conf(kafka_conf))
     key, value = erasure_record(report)
     producer.produce(topic, value, key, on_delivery=lambda err, _m: errors.append(err))
     remaining = producer.flush(timeout)
     if remaining or any(e is not None for e in errors) or not errors:
-        raise KafkaException(errors[0] if errors and errors[0] else "erasure not acknowledged")
+        cause = errors[0].str() if errors and errors[0] else "no acknowledgement"
+        producer.purge()
+        producer.flush(0)  # serve the purged delivery reports: no "terminating" warning
+        raise ErasureNotPublished(report.user_id, topic, timeout, cause)

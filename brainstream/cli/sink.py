@@ -189,6 +189,18 @@ def erase_user(
     import importlib
 
     import psycopg
+    from pydantic import TypeAdapter, ValidationError
+
+    from schemas.envelope import UserId
+
+    try:
+        TypeAdapter(UserId).validate_python(user_id, strict=True)
+    except ValidationError:
+        raise typer.BadParameter(
+            "not a user id the event contract accepts (1-128 characters of A-Za-z0-9_.:-, "
+            "a pseudonymous id, never an e-mail address): no event can carry it; nothing erased",
+            param_hint="USER_ID",
+        ) from None
 
     from sinks.erasure import erase_user as erase
     from sinks.erasure import publish_erasure
@@ -207,6 +219,8 @@ def erase_user(
     publish_erasure(settings.kafka.librdkafka(), settings.topics.erasures, report)
     state = "erased" if report.newly_erased else "already erased (idempotent re-run)"
     console.print(f"{user_id}: {state}; {report.rows_deleted} raw row(s) deleted; published")
+    if report.newly_erased and not report.rows_deleted:
+        console.print(f"[yellow]no stored event has user id {user_id!r}: check it for a typo")
 
 
 @events_app.command("timeline")
