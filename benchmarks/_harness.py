@@ -65,6 +65,23 @@ def write_result(result: dict[str, Any]) -> Path:
     return path
 
 
+def records_on_topic(bootstrap: str, topic: str) -> int:
+    """Records in ``topic`` (high minus low watermark over its partitions; a plaintext
+    broker)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}"})
+    try:
+        meta = consumer.list_topics(topic, timeout=30).topics[topic]
+        total = 0
+        for p in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of ``pid`` and its descendants, the reaped ones included
     (``cutime``/``cstime``: a Postgres backend's time is its postmaster's once it exited);

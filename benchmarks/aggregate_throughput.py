@@ -71,6 +71,7 @@ from _harness import (
     fresh_schema,
     listener_pid,
     machine_cpu_seconds,
+    records_on_topic,
     services,
     write_result,
 )
@@ -181,23 +182,9 @@ def prefill(
         head = records[: max(0, prefix - start)]
         fill(producer, prefix_name, ((key, value, None) for key, value in head))
     if prefix:
-        held = topic_size(kafka, prefix_name)
+        held = records_on_topic(kafka.bootstrap_servers, prefix_name)
         if held != prefix:
             raise RuntimeError(f"{prefix_name} holds {held} records, not {prefix}")
-
-
-def topic_size(kafka: KafkaSettings, topic: str) -> int:
-    """Records in ``topic`` (high minus low watermark over its partitions)."""
-    consumer = Consumer({**kafka.librdkafka(), "group.id": f"bench-size-{uuid.uuid4().hex}"})
-    try:
-        meta = consumer.list_topics(topic, timeout=30).topics[topic]
-        total = 0
-        for partition in meta.partitions:
-            lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
-            total += hi - lo
-        return total
-    finally:
-        consumer.close()
 
 
 def decode_floor(kafka: KafkaSettings, topic: str, n: int) -> float:

@@ -66,7 +66,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from _harness import ROOT, write_result
+from _harness import ROOT, records_on_topic, write_result
 
 from brainstream import dev
 from brainstream.topic_admin import delete_topics, ensure_topics
@@ -392,21 +392,6 @@ def condition(
     return {"off": off, "on": on, "p99_ratio": on["p99_ms"] / off["p99_ms"]}
 
 
-def on_topic(bootstrap: str, topic: str) -> int:
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-web-count"})
-    try:
-        meta = consumer.list_topics(topic, timeout=30).topics[topic]
-        total = 0
-        for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-            total += high - low
-        return total
-    finally:
-        consumer.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="5 s runs, one round each")
@@ -455,7 +440,7 @@ def main() -> None:
                     rounds if cond != "bounce" or args.quick else BOUNCE_ROUNDS,
                 )
         delivered = sum(figures[a][c]["on"]["delivered"] for a in apps for c in conditions)
-        figures["records_on_topic"] = on_topic(broker.bootstrap, names.events)
+        figures["records_on_topic"] = records_on_topic(broker.bootstrap, names.events)
         figures["delivered_by_trackers"] = delivered
         delete_topics(kafka, [names.events, names.dlq, names.erasures])
     finally:
