@@ -214,7 +214,7 @@ class Tracker:
             self._count_tracked()
             if self._closed:
                 self._after_close()
-                return event_id
+                return None
             try:
                 self._produce(self.topic, value, ctx.key, headers=headers)  # type: ignore[arg-type]
             except (BufferError, KafkaException) as exc:
@@ -273,19 +273,24 @@ class Tracker:
             occurred_at=changed.get("occurred_at"),
         )
 
-    def _send(self, key: bytes, value: bytes, headers: Headers) -> None:
+    def _send(self, key: bytes, value: bytes, headers: Headers) -> bool:
+        """Queue (or spool) one record; ``False`` when it was dropped (tracked after close)."""
         self._count_tracked()
         if self._closed:
             self._after_close()
-            return
+            return False
         try:
             self._produce(self.topic, value, key, headers=headers)  # type: ignore[arg-type]
         except (BufferError, KafkaException) as exc:
             self._overflow(key, value, headers, exc)
+        return True
 
     def _after_close(self) -> None:
+        """An event tracked after ``close()``: dropped, counted, and handed to ``on_error`` at
+        once on the caller's thread (the poller that reports problems has stopped)."""
         self._outbox.bypassed.inc()
         self._outbox.drop("closed", 1)
+        self._outbox.report()
 
     def _overflow(self, key: bytes, value: bytes, headers: Headers, exc: Exception) -> None:
         """librdkafka's queue is full, or the producer hit a fatal error: spool, never block."""
@@ -323,8 +328,7 @@ class Tracker:
             if isinstance(event, Event):
                 key, value, headers = schemas.to_record(event)
                 extra = list(ctx.extra_headers) if ctx is not None else []
-                self._send(key, value, headers + extra)
-                return str(event.event_id)
+                return str(event.event_id) if self._send(key, value, headers + extra) else None
             if not isinstance(event, str):
                 raise InvalidEvent([FieldError("type", "type", "must be an Event or a type name")])
             if ctx is None:
@@ -355,8 +359,8 @@ class Tracker:
             key, value, headers = schemas.to_record(event)
         except InvalidEvent as exc:
             return self._reject(type_name, exc)
-        self._send(key, value, headers + list(ctx.extra_headers))
-        return str(event.event_id)
+        sent = self._send(key, value, headers + list(ctx.extra_headers))
+        return str(event.event_id) if sent else None
 
     def _reject(self, type_name: str, exc: InvalidEvent) -> str | None:
         self._outbox.invalid.inc()

@@ -7,6 +7,7 @@ The broker address points at a closed port: the real client, nothing listening.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from prometheus_client import REGISTRY, generate_latest
 
 import schemas
 from producers import DeliveryFailed, EventRejected, EventsDropped, Tracker, TrackingError
-from schemas import InvalidEvent
+from schemas import InvalidEvent, PageView
 from schemas.config import KafkaSettings
 from tests.fixtures.samples import SAMPLE_PROPERTIES
 
@@ -87,10 +88,16 @@ def test_events_after_close_are_dropped_with_a_reason(tmp_path: Path) -> None:
     errors: list[TrackingError] = []
     tr = tracker(tmp_path, errors)
     tr.close(0)
-    tr.track("page_view", "u-1", path="/late")
-    tr._outbox.report()
-    assert tr.stats().dropped_by_reason == {"closed": 1}
-    assert [e.reason for e in errors if isinstance(e, EventsDropped)] == ["closed"]
+    late = datetime.now(UTC)
+    assert tr.track("page_view", "u-1", path="/late") is None  # not sent: no id to hand out
+    assert tr.track("page_view", "u-1", path="/late", occurred_at=late) is None
+    event = PageView(user_id="u-1", source="unit", properties={"path": "/late"})
+    assert tr.track(event) is None
+    assert tr.stats().dropped_by_reason == {"closed": 3}
+    # on_error hears of each at once: the poller that reports problems has stopped
+    assert [(e.reason, e.count) for e in errors if isinstance(e, EventsDropped)] == [
+        ("closed", 1)
+    ] * 3
 
 
 def test_a_failing_on_error_callback_does_not_reach_the_caller(tmp_path: Path) -> None:
