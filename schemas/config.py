@@ -76,6 +76,28 @@ def access_refused(
     return KafkaAccessRefused(username, refused, err.name())
 
 
+def check_topic_access(
+    kafka: KafkaSettings, names: list[str], doing: str, timeout: float = 15.0
+) -> None:
+    """Ask the cluster for ``names``' metadata as ``kafka``'s SASL principal and raise
+    :class:`KafkaAccessRefused` for the first it may not describe (``doing``: ``"reading"``).
+    For a client whose own library only logs such a refusal and waits (the worker's aiokafka);
+    without SASL it returns at once.
+
+    Raises:
+        KafkaAccessRefused: the principal may not describe one of ``names``."""
+    if not kafka.security_protocol.startswith("SASL"):
+        return
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({**kafka.librdkafka(), "log_level": 0})
+    for name in names:
+        meta = admin.list_topics(name, timeout=timeout).topics.get(name)
+        denied = access_refused(meta.error if meta else None, kafka.sasl_username, "")
+        if denied is not None:
+            raise KafkaAccessRefused(kafka.sasl_username, f"{doing} topic {name!r}", denied.code)
+
+
 @dataclass(frozen=True)
 class RefuseOnAuthenticationFailure:
     """librdkafka ``error_cb`` of SASL clients: raises :class:`KafkaAuthenticationFailed` (out

@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.table import Table
 
 from brainstream.settings import Settings, WorkerSettings
-from schemas.config import check_credentials
+from schemas.config import check_credentials, check_topic_access
 
 console = Console()
 aggregates_app = typer.Typer(help="The aggregate tables: rebuild the reference, verify.")
@@ -46,6 +46,10 @@ def worker(
     if config.web_enabled:
         guard_listener("worker web server", config.web_host, settings.api_token)
     check_credentials(settings.kafka)  # aiokafka would log the refusal and fail to bootstrap
+    # and it only logs a topic refused by the authorizer, then waits: ask first
+    check_topic_access(
+        settings.kafka, [settings.topics.accepted, settings.topics.erasures], "reading"
+    )
     app = create_app(
         config,
         settings.kafka,

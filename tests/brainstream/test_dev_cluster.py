@@ -367,6 +367,13 @@ def _refused_access(
     ), line
     assert re.search(r"\((TOPIC|CLUSTER)_AUTHORIZATION_FAILED\)", line) and fix in line, line
 
+    # the sdk principal running the worker: aiokafka only logs the refusal and waits
+    worker_dsn = secure.postgres_dsn(dev_dir, owner, "worker")
+    line = _refusal(dev_dir, boot, topics, owner, "sdk", ["worker"], POSTGRES_DSN=worker_dsn)
+    assert line.startswith(
+        f"error: Kafka refused principal 'sdk' reading topic '{topics.accepted}' "
+        "(TOPIC_AUTHORIZATION_FAILED)"
+    ), line
     # the sdk principal running the sink, which reads the events topic: as provisioned, the
     # first thing refused is the accepted stream the sink also writes
     sink_dsn = secure.postgres_dsn(dev_dir, owner, "sink")
