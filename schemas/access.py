@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from dataclasses import dataclass
 
 from pydantic import SecretStr
 
@@ -24,8 +25,10 @@ from schemas.errors import BrainstreamError
 __all__ = [
     "TOKEN_SETTING",
     "ExposedWithoutToken",
+    "Refusal",
     "authorized",
     "is_loopback",
+    "refusal",
     "require_token_beyond_loopback",
 ]
 
@@ -82,6 +85,32 @@ def authorized(header: str | None, token: SecretStr | None) -> bool:
     if scheme.lower() != "bearer":
         return False
     return hmac.compare_digest(presented.strip().encode(), expected.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request is refused per-user data: the ``401`` body's message and the
+    ``WWW-Authenticate`` challenge (RFC 6750 section 3: ``invalid_token`` when a token was
+    presented and is wrong, no error code when none was)."""
+
+    message: str
+    challenge: str
+
+
+_MISSING = Refusal("a bearer token is required for per-user data", 'Bearer realm="brainstream"')
+_INVALID = Refusal(
+    "the bearer token is not valid for this server",
+    'Bearer realm="brainstream", error="invalid_token"',
+)
+
+
+def refusal(header: str | None, token: SecretStr | None) -> Refusal | None:
+    """``None`` when :func:`authorized`, else why not: the one check every server's per-user
+    endpoints call, so each answers a missing and a wrong token alike."""
+    if authorized(header, token):
+        return None
+    scheme, _, presented = (header or "").strip().partition(" ")
+    return _INVALID if scheme.lower() == "bearer" and presented.strip() else _MISSING
 
 
 def _value(token: SecretStr | None) -> str:

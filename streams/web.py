@@ -13,7 +13,7 @@ from faust.web import Request, Response, View
 from pydantic import SecretStr
 
 from eventlog.db import Connection
-from schemas.access import authorized
+from schemas.access import refusal
 from schemas.http import Reply, health_reply, metrics_reply
 from streams import queries
 from streams.errors import UnknownWindow
@@ -67,11 +67,12 @@ def register_pages(
     @app.page("/aggregates/users/{user_id}")
     class Users(View):
         async def get(self, request: Request, user_id: str) -> Response:
-            if not authorized(request.headers.get("Authorization"), token):
+            refused = refusal(request.headers.get("Authorization"), token)
+            if refused is not None:
                 return self.json(
-                    {"error": "a bearer token is required for per-user data"},
+                    {"error": refused.message},
                     status=401,
-                    headers={"WWW-Authenticate": 'Bearer realm="brainstream"'},
+                    headers={"WWW-Authenticate": refused.challenge},
                 )
             return self.json(await query(lambda conn: queries.user_json(conn, user_id)))
 

@@ -28,7 +28,7 @@ from brainstream.dashboard import queries
 from brainstream.dashboard.cache import TtlCache
 from brainstream.dashboard.metrics import DashboardMetrics
 from brainstream.probe import HealthMonitor
-from schemas.access import authorized
+from schemas.access import Refusal, refusal
 from schemas.http import Reply, health_reply, metrics_reply
 from sinks.queries import Cursor, user_timeline
 from streams.errors import UnknownWindow
@@ -65,10 +65,10 @@ def _error(status: int, message: str) -> Response:
     return json_response({"error": message}, status)
 
 
-def unauthorized() -> Response:
+def unauthorized(refused: Refusal) -> Response:
     """401 with the challenge RFC 6750 asks for."""
-    response = _error(401, "a bearer token is required for per-user data")
-    response.headers["WWW-Authenticate"] = 'Bearer realm="brainstream"'
+    response = _error(401, refused.message)
+    response.headers["WWW-Authenticate"] = refused.challenge
     return response
 
 
@@ -143,8 +143,9 @@ def create_app(config: DashboardConfig) -> Starlette:
         return json_response(queries.top(w, now, events, users))
 
     def user(request: Request) -> Response:
-        if not authorized(request.headers.get("authorization"), config.token):
-            return unauthorized()
+        refused = refusal(request.headers.get("authorization"), config.token)
+        if refused is not None:
+            return unauthorized(refused)
         user_id = request.path_params["user_id"]
         token = request.query_params.get("after")
         try:

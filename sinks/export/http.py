@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from schemas.access import authorized
+from schemas.access import refusal
 from sinks.export.config import ExportRequest
 from sinks.export.jobs import JobConflict, Jobs
 
@@ -30,11 +30,12 @@ def create_app(jobs: Jobs, token: SecretStr | None = None) -> Starlette:
 
     def guarded(endpoint: Endpoint) -> Endpoint:
         async def serve(request: Request) -> JSONResponse:
-            if not authorized(request.headers.get("authorization"), token):
+            refused = refusal(request.headers.get("authorization"), token)
+            if refused is not None:
                 return JSONResponse(
-                    {"error": "a bearer token is required for per-user data"},
+                    {"error": refused.message},
                     status_code=401,
-                    headers={"WWW-Authenticate": 'Bearer realm="brainstream"'},
+                    headers={"WWW-Authenticate": refused.challenge},
                 )
             return await endpoint(request)
 

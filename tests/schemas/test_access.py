@@ -9,6 +9,7 @@ from schemas.access import (
     ExposedWithoutToken,
     authorized,
     is_loopback,
+    refusal,
     require_token_beyond_loopback,
 )
 
@@ -60,3 +61,27 @@ def test_authorized_compares_the_bearer_token(header: str | None, ok: bool) -> N
 def test_without_a_token_every_request_is_let_in() -> None:
     assert authorized(None, None)
     assert authorized("Bearer anything", SecretStr(""))
+
+
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        ("Bearer s3cret-token", None),
+        (None, "missing"),
+        ("", "missing"),
+        ("Bearer", "missing"),
+        ("Basic s3cret-token", "missing"),
+        ("Bearer wrong", "invalid"),
+        ("bearer s3cret-token-and-more", "invalid"),
+    ],
+)
+def test_a_refusal_tells_a_wrong_token_from_a_missing_one(header: str | None, why: str) -> None:
+    refused = refusal(header, TOKEN)
+    if why is None:
+        assert refused is None
+    elif why == "missing":
+        assert refused is not None and "is required" in refused.message
+        assert refused.challenge == 'Bearer realm="brainstream"'
+    else:
+        assert refused is not None and refused.message.endswith("is not valid for this server")
+        assert refused.challenge == 'Bearer realm="brainstream", error="invalid_token"'

@@ -155,6 +155,8 @@ def test_with_a_token_the_user_lookup_answers_401_without_it_and_200_with_it(
         assert response.status_code == 401
         assert response.headers["www-authenticate"].startswith("Bearer")
         assert "user-3" not in response.text
+    assert 'error="invalid_token"' in refused[1].headers["www-authenticate"]
+    assert [("not valid" in r.json()["error"]) for r in refused] == [False, True, False]
     assert allowed.status_code == 200 and allowed.json()["user_id"] == "user-3"
     assert len(allowed.json()["events"]) == 5  # 30 events over 6 users
     assert settings["token_required"] is True

@@ -119,6 +119,10 @@ def test_with_a_token_every_export_route_answers_401_without_it(tmp_path: Path) 
         listing = client.get("/exports", headers=good)
     assert [r.status_code for r in refused] == [401, 401, 401, 401]
     assert all(r.headers["www-authenticate"].startswith("Bearer") for r in refused)
+    # a wrong token is told apart from a missing one (RFC 6750 invalid_token)
+    assert 'error="invalid_token"' in refused[1].headers["www-authenticate"]
+    assert "not valid" in refused[1].json()["error"]
+    assert "required" in refused[0].json()["error"]
     assert status.status_code == 200 and status.json()["status"] == "failed"
     assert [j["id"] for j in listing.json()] == [job_id]
 
