@@ -86,8 +86,16 @@ def _interrupt_on_sigterm() -> None:
 
 _SINCE = typer.Option(None, help="Records at or after this time (ISO 8601, UTC if no offset).")
 _UNTIL = typer.Option(None, help="Records before this time (exclusive).")
-_START = typer.Option([], "--start-offset", help="PARTITION=OFFSET, inclusive (repeatable).")
-_END = typer.Option([], "--end-offset", help="PARTITION=OFFSET, exclusive (repeatable).")
+_START = typer.Option(
+    [],
+    "--start-offset",
+    help="PARTITION=OFFSET, inclusive (repeatable); a partition not named is read from its start.",
+)
+_END = typer.Option(
+    [],
+    "--end-offset",
+    help="PARTITION=OFFSET, exclusive (repeatable); a partition not named is read to its end.",
+)
 _NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
 
 
