@@ -35,6 +35,15 @@ from schemas.errors import BrainstreamError
 from schemas.registry import REGISTRY, EventRegistry
 
 ADVICE = "bump schema_version and add an upcaster"
+"""What to do about a published version changed in place (every rule but the two below)."""
+
+RULE_ADVICE = {
+    "no_upcaster": "register an upcaster for this step (@upcaster(type, version))",
+    "version_removed": (
+        "keep the version registered while the topic or a replay source holds its records"
+    ),
+}
+"""What to do when the version is already bumped, or was removed: bumping again cannot help."""
 
 _UPPER = ("maxLength", "maximum", "exclusiveMaximum", "maxItems", "maxProperties")
 _LOWER = ("minLength", "minimum", "exclusiveMinimum", "minItems", "minProperties")
@@ -52,7 +61,8 @@ class Problem:
     detail: str
 
     def __str__(self) -> str:
-        return f"{self.type} v{self.version}: {self.field}: {self.rule} ({self.detail}): {ADVICE}"
+        advice = RULE_ADVICE.get(self.rule, ADVICE)
+        return f"{self.type} v{self.version}: {self.field}: {self.rule} ({self.detail}): {advice}"
 
 
 class IncompatibleSchema(BrainstreamError):

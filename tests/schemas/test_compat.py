@@ -134,6 +134,12 @@ def test_a_published_version_that_is_gone_and_a_missing_upcaster_fail(
     reg.register(PageViewV2)
     problems = check(published_dir, reg)
     assert [(p.version, p.rule) for p in problems] == [(1, "no_upcaster")]
+    # the version is already bumped: the advice is the missing step, not another bump
+    assert str(problems[0]).endswith(
+        "register an upcaster for this step (@upcaster(type, version))"
+    )
+    gone = check(published_dir, empty)
+    assert "bump" not in str(gone[0]) and "keep the version registered" in str(gone[0])
 
 
 def test_a_new_version_beside_the_published_one_passes(published_dir: Path) -> None:
