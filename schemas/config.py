@@ -7,6 +7,7 @@ They live beside the contracts so a service that embeds only ``producers`` reads
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -66,6 +67,12 @@ class KafkaAccessRefused(BrainstreamError):
         self.code = code
 
 
+def principal(conf: Mapping[str, Any]) -> str | None:
+    """The SASL principal of a librdkafka configuration (``sasl.username``), if any."""
+    username = conf.get("sasl.username")
+    return str(username) if username is not None else None
+
+
 def access_refused(
     err: KafkaError | None, username: str | None, refused: str
 ) -> KafkaAccessRefused | None:
@@ -93,9 +100,10 @@ def check_topic_access(
     admin = AdminClient({**kafka.librdkafka(), "log_level": 0})
     for name in names:
         meta = admin.list_topics(name, timeout=timeout).topics.get(name)
-        denied = access_refused(meta.error if meta else None, kafka.sasl_username, "")
+        refused = f"{doing} topic {name!r}"
+        denied = access_refused(meta.error if meta else None, kafka.sasl_username, refused)
         if denied is not None:
-            raise KafkaAccessRefused(kafka.sasl_username, f"{doing} topic {name!r}", denied.code)
+            raise denied
 
 
 @dataclass(frozen=True)

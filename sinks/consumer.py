@@ -43,7 +43,7 @@ from eventlog.offsets import (
     without_partitions,
 )
 from eventlog.runtime import runtime_tuning
-from schemas.config import TopicSettings, access_refused
+from schemas.config import TopicSettings, access_refused, principal
 from schemas.errors import BrainstreamError
 from sinks.config import SinkConfig
 from sinks.dlq import DeadLetters, DlqContext
@@ -284,8 +284,8 @@ class Sink:
     def _partitions(self, topic: str) -> int:
         meta = self._consumer.list_topics(topic, timeout=30).topics.get(topic)
         if meta is not None:
-            principal = self._consumer_conf.get("sasl.username")
-            denied = access_refused(meta.error, principal, f"describing topic {topic!r}")
+            who = principal(self._consumer_conf)
+            denied = access_refused(meta.error, who, f"describing topic {topic!r}")
             if denied is not None:
                 raise denied
         return len(meta.partitions) if meta is not None and meta.error is None else 0
@@ -334,7 +334,7 @@ class Sink:
         ends the sink with its one line instead of a warning logged at every poll."""
         doing = f"reading topic {msg.topic() or self._topics.events!r}"
         doing += f" in consumer group {self._consumer_conf['group.id']!r}"
-        denied = access_refused(msg.error(), self._consumer_conf.get("sasl.username"), doing)
+        denied = access_refused(msg.error(), principal(self._consumer_conf), doing)
         if denied is not None:
             raise denied
         return msg

@@ -11,7 +11,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from eventlog.clients import producer_conf
-from schemas.config import KafkaAccessRefused, access_refused
+from schemas.config import KafkaAccessRefused, access_refused, principal
 from schemas.errors import BrainstreamError
 from schemas.topics import DLQ_PREFIX
 from sinks.records import Rejection, timestamp_ms
@@ -78,7 +78,7 @@ class DeadLetters:
         self._clock = clock
         self._pending = 0
         self._failed = 0
-        self._principal: str | None = kafka_conf.get("sasl.username")
+        self._principal = principal(kafka_conf)
         self._refused: KafkaAccessRefused | None = None
 
     def send(self, rejection: Rejection) -> None:

@@ -34,7 +34,7 @@ from eventlog.backoff import delays
 from eventlog.clients import producer_conf
 from eventlog.offsets import is_fatal
 from schemas.accepted import AcceptedBatch, encode_batch
-from schemas.config import KafkaAccessRefused, access_refused
+from schemas.config import KafkaAccessRefused, access_refused, principal
 from schemas.errors import BrainstreamError
 from sinks.records import Row
 
@@ -164,7 +164,7 @@ class Forwarder:
     ) -> None:
         self._producer = producer_factory(producer_conf(kafka_conf, linger_ms=0, compression="lz4"))
         self.topic = topic
-        self._principal: str | None = kafka_conf.get("sasl.username")
+        self._principal = principal(kafka_conf)
         self._retry = (retry_initial_seconds, retry_max_seconds)
         self.records = 0
         self.bytes = 0

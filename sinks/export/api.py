@@ -7,7 +7,7 @@ from typing import Any
 from confluent_kafka import Consumer
 
 from eventlog.reader import LogReader, reader_conf
-from schemas.config import TopicSettings
+from schemas.config import TopicSettings, principal
 from sinks.export import erased as erased_users
 from sinks.export.config import ExportConfig, ExportRequest
 from sinks.export.manifest import Manifest
@@ -26,7 +26,7 @@ def load_erased(
     consumer = Consumer(reader_conf(kafka_conf, GROUP_ID))
     try:
         erased |= erased_users.from_topic(
-            LogReader(consumer, topics.erasures, config, principal=_principal(kafka_conf))
+            LogReader(consumer, topics.erasures, config, principal=principal(kafka_conf))
         )
     finally:
         consumer.close()
@@ -48,9 +48,9 @@ def export(
     consumer = Consumer(reader_conf(kafka_conf, GROUP_ID))
     side = Consumer(reader_conf(kafka_conf, GROUP_ID)) if config.source == "accepted" else None
     try:
-        reader = LogReader(consumer, topics.events, config, principal=_principal(kafka_conf))
+        reader = LogReader(consumer, topics.events, config, principal=principal(kafka_conf))
         accepted = (
-            LogReader(side, topics.accepted, config, principal=_principal(kafka_conf))
+            LogReader(side, topics.accepted, config, principal=principal(kafka_conf))
             if side is not None
             else None
         )
@@ -59,8 +59,3 @@ def export(
         consumer.close()
         if side is not None:
             side.close()
-
-
-def _principal(kafka_conf: dict[str, Any]) -> str | None:
-    principal = kafka_conf.get("sasl.username")
-    return str(principal) if principal is not None else None
